@@ -1,0 +1,240 @@
+/*
+ * PTY port. Why a keeper fd: without one, the master reports POLLHUP and EIO once the last host
+ * closes (a level-triggered busy loop) and bytes written meanwhile reach the next opener. With
+ * the keeper open neither happens; inotify on /dev/pts/N (IN_OPEN / IN_CLOSE_*) tells us when a
+ * host comes and goes, and on each arrival the keeper's input queue is flushed of stale bytes.
+ * Not here: baud pacing and overrun (a layer above), line discipline (raw mode only).
+ */
+#include "hal/pty.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <termios.h>
+#include <unistd.h>
+
+static int pty_make_raw(int fd)
+{
+    struct termios t;
+
+    if (tcgetattr(fd, &t) < 0)
+        return -errno;
+    cfmakeraw(&t);
+    cfsetispeed(&t, B115200);
+    cfsetospeed(&t, B115200);
+    if (tcsetattr(fd, TCSANOW, &t) < 0)
+        return -errno;
+    return 0;
+}
+
+/* Points link at target atomically (a host never sees the link missing). */
+static int pty_link(const char *link, const char *target)
+{
+    char tmp[PATH_MAX + 16];
+
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.new%d", link, (int)getpid()) >= sizeof(tmp))
+        return -ENAMETOOLONG;
+    unlink(tmp);
+    if (symlink(target, tmp) < 0)
+        return -errno;
+    if (rename(tmp, link) < 0) {
+        int rc = -errno;
+        unlink(tmp);
+        return rc;
+    }
+    return 0;
+}
+
+static void pty_flush_out(struct pty *p)
+{
+    while (p->out_len) {
+        ssize_t n = write(p->master, p->out, p->out_len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN)
+                p->out_len = 0; /* the port is gone; nothing to keep */
+            break;
+        }
+        memmove(p->out, p->out + n, p->out_len - (size_t)n);
+        p->out_len -= (size_t)n;
+    }
+    if (p->out_len && !ev_is_active(&p->wio))
+        ev_io_start(p->loop, &p->wio);
+    else if (!p->out_len && ev_is_active(&p->wio))
+        ev_io_stop(p->loop, &p->wio);
+}
+
+static void pty_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct pty *p = w->data;
+    uint8_t buf[4096];
+    ssize_t n;
+
+    (void)loop;
+    (void)revents;
+    n = read(p->master, buf, sizeof(buf));
+    if (n <= 0)
+        return;
+    p->rx(p->ctx, buf, (size_t)n);
+}
+
+static void pty_write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    pty_flush_out(w->data);
+}
+
+static void pty_notify_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct pty *p = w->data;
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    ssize_t n;
+
+    (void)loop;
+    (void)revents;
+    while ((n = read(p->inotify, buf, sizeof(buf))) > 0) {
+        for (char *q = buf; q < buf + n;) {
+            const struct inotify_event *ev = (const struct inotify_event *)q;
+            if (ev->mask & IN_OPEN) {
+                /* A host arrives: whatever sits in the slave's queue is stale. */
+                if (p->clients++ == 0) {
+                    tcflush(p->keeper, TCIFLUSH);
+                    p->out_len = 0;
+                }
+            }
+            if (ev->mask & (IN_CLOSE_WRITE | IN_CLOSE_NOWRITE)) {
+                if (p->clients > 0)
+                    p->clients--;
+            }
+            q += sizeof(*ev) + ev->len;
+        }
+    }
+}
+
+int pty_open(struct pty *p, struct ev_loop *loop, const char *link, pty_rx_fn *rx, void *ctx)
+{
+    const char *sp;
+    int rc;
+
+    memset(p, 0, sizeof(*p));
+    p->loop = loop;
+    p->rx = rx;
+    p->ctx = ctx;
+    p->keeper = p->inotify = -1;
+    p->master = posix_openpt(O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+    if (p->master < 0)
+        return -errno;
+    if (grantpt(p->master) < 0 || unlockpt(p->master) < 0 || !(sp = ptsname(p->master))) {
+        rc = -errno;
+        goto out;
+    }
+    snprintf(p->name, sizeof(p->name), "%s", sp);
+    p->keeper = open(p->name, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+    if (p->keeper < 0) {
+        rc = -errno;
+        goto out;
+    }
+    rc = pty_make_raw(p->keeper);
+    if (rc)
+        goto out;
+    p->inotify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (p->inotify < 0) {
+        rc = -errno;
+        goto out;
+    }
+    p->watch = inotify_add_watch(p->inotify, p->name, IN_OPEN | IN_CLOSE_WRITE | IN_CLOSE_NOWRITE);
+    if (p->watch < 0) {
+        rc = -errno;
+        goto out;
+    }
+    if (link && *link) {
+        if (strlen(link) >= sizeof(p->link)) {
+            rc = -ENAMETOOLONG;
+            goto out;
+        }
+        rc = pty_link(link, p->name);
+        if (rc)
+            goto out;
+        strcpy(p->link, link);
+    }
+    ev_io_init(&p->rio, pty_read_cb, p->master, EV_READ);
+    ev_io_init(&p->wio, pty_write_cb, p->master, EV_WRITE);
+    ev_io_init(&p->nio, pty_notify_cb, p->inotify, EV_READ);
+    p->rio.data = p->wio.data = p->nio.data = p;
+    /* Arrivals must be seen before the bytes that follow them in the same loop turn. */
+    ev_set_priority(&p->nio, EV_MAXPRI);
+    ev_io_start(loop, &p->nio);
+    ev_io_start(loop, &p->rio);
+    return 0;
+out:
+    if (p->inotify >= 0)
+        close(p->inotify);
+    if (p->keeper >= 0)
+        close(p->keeper);
+    close(p->master);
+    p->master = p->keeper = p->inotify = -1;
+    return rc;
+}
+
+void pty_close(struct pty *p)
+{
+    if (p->master < 0)
+        return;
+    ev_io_stop(p->loop, &p->rio);
+    ev_io_stop(p->loop, &p->wio);
+    ev_io_stop(p->loop, &p->nio);
+    if (p->link[0]) {
+        char target[sizeof(p->name)];
+        ssize_t n = readlink(p->link, target, sizeof(target) - 1);
+        /* Remove the link only while it is still ours. */
+        if (n > 0 && (size_t)n < sizeof(target)) {
+            target[n] = 0;
+            if (strcmp(target, p->name) == 0)
+                unlink(p->link);
+        }
+    }
+    close(p->inotify);
+    close(p->keeper);
+    close(p->master);
+    free(p->out);
+    p->out = NULL;
+    p->out_len = p->out_cap = 0;
+    p->master = p->keeper = p->inotify = -1;
+}
+
+bool pty_connected(const struct pty *p)
+{
+    return p->clients > 0;
+}
+
+void pty_write(struct pty *p, const void *buf, size_t len)
+{
+    if (p->master < 0 || !len)
+        return;
+    if (p->clients == 0 || p->out_len + len > PTY_OUT_MAX) {
+        p->dropped += len;
+        return;
+    }
+    if (p->out_len + len > p->out_cap) {
+        size_t cap = p->out_cap ? p->out_cap : 4096;
+        uint8_t *n;
+        while (cap < p->out_len + len)
+            cap *= 2;
+        n = realloc(p->out, cap);
+        if (!n) {
+            p->dropped += len;
+            return;
+        }
+        p->out = n;
+        p->out_cap = cap;
+    }
+    memcpy(p->out + p->out_len, buf, len);
+    p->out_len += len;
+    if (!ev_is_active(&p->wio))
+        pty_flush_out(p);
+}

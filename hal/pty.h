@@ -1,0 +1,50 @@
+/*
+ * A serial port of the module as a host sees it: one Linux PTY in raw mode, with an optional
+ * stable symlink. The emulator keeps its own slave fd open, so a host may close and reopen the
+ * port at will (no HUP/EIO busy loop), and watches the slave node with inotify to know whether
+ * a host holds it: output written while nobody listens is dropped, never delivered stale.
+ */
+#ifndef MODTWIN_HAL_PTY_H
+#define MODTWIN_HAL_PTY_H
+
+#include <ev.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PTY_OUT_MAX (4u << 20) /* pending output beyond this is dropped (host not reading) */
+
+typedef void pty_rx_fn(void *ctx, const uint8_t *buf, size_t len);
+
+struct pty {
+    struct ev_loop *loop;
+    int master, keeper, inotify, watch;
+    char name[64];       /* /dev/pts/N */
+    char link[PATH_MAX]; /* symlink to name, or "" */
+    ev_io rio, wio, nio;
+    uint8_t *out; /* pending output, out_len bytes */
+    size_t out_len, out_cap;
+    int clients; /* host opens of the slave seen through inotify */
+    uint64_t dropped; /* output bytes dropped (no host, or host not reading) */
+    pty_rx_fn *rx;
+    void *ctx;
+};
+
+/*
+ * Creates the PTY, sets it raw, points `link` (may be NULL) at it atomically and starts reading.
+ * rx(ctx, ...) is called from the loop with every chunk the host writes.
+ * Returns 0 or -errno; on failure nothing is left open.
+ */
+int pty_open(struct pty *p, struct ev_loop *loop, const char *link, pty_rx_fn *rx, void *ctx);
+
+/* Stops the watchers, closes every fd (a host holding the port sees a hang-up) and removes the link. */
+void pty_close(struct pty *p);
+
+/* Queues bytes for the host. Dropped (and counted) while no host has the port open. */
+void pty_write(struct pty *p, const void *buf, size_t len);
+
+/* True while at least one host process has the slave open. */
+bool pty_connected(const struct pty *p);
+
+#endif
