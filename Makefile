@@ -21,7 +21,7 @@ endif
 CFLAGS   ?= -O2 -g
 CPPFLAGS += -I. -D_GNU_SOURCE
 ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) -MMD -MP
-LDLIBS   := -lev -lcjson -lmbedcrypto -lzstd -lz -lm
+LDLIBS   := -lev -lcjson -lmbedtls -lmbedx509 -lmbedcrypto -lzstd -ldivsufsort -lbz2 -lz -lm
 
 LIB_SRCS  := $(wildcard firmware/*.c hal/*.c storage/*.c sim/*.c protocols/*.c) \
              $(filter-out tools/main.c,$(wildcard tools/*.c))
@@ -95,6 +95,10 @@ asan:
 
 lint: $(LIB) $(BUILDDIR)/tools/main.o
 	@sh scripts/lint.sh $(LIB) $(BUILDDIR)/tools/main.o
+
+# Exhaustive power-loss sweeps at full size (minutes, not part of make test).
+sweep-full: $(UNIT_BINS)
+	@FOTA_SWEEP_FULL=1 BUILDDIR=$(BUILDDIR) NO_FUZZ=1 NO_E2E=1 sh test/run.sh
 
 install: $(BIN)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/modtwin

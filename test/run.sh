@@ -28,6 +28,7 @@ if [ -z "${FUZZ_ONLY:-}" ]; then
         add "$p" "$f"
     done
 
+    if [ -z "${NO_E2E:-}" ]; then
     MODTWIN_BIN="$(cd "$B" && pwd)/modtwin" "$PY" -m pytest -q -p no:cacheprovider \
         ${E2E_ARGS:-} test/e2e >"$LOG/e2e.log" 2>&1
     summary=$(grep -E '^(=+ )?[0-9]+ (passed|failed|error)' "$LOG/e2e.log" | tail -n 1)
@@ -40,6 +41,7 @@ if [ -z "${FUZZ_ONLY:-}" ]; then
     echo "e2e: $p passed, $f failed"
     [ "$f" -eq 0 ] || grep -E '^(FAILED|ERROR)|Error|assert' "$LOG/e2e.log" | head -n 40
     add "$p" "$f"
+    fi
 fi
 
 if [ -z "${NO_FUZZ:-}" ]; then

@@ -1,0 +1,6 @@
+#!/bin/sh
+# Runs every benchmark; each measures modtwin against a peer in the same run.
+B=${BUILDDIR:-build}
+set -e
+echo "== AT round trip, start-up, RSS (peer: a minimal raw PTY responder)"
+"$B/bench/bench_at" "$B/modtwin" 10000

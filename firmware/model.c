@@ -1,0 +1,173 @@
+/*
+ * The model registry. Identity strings follow each vendor's usual form; where the documents
+ * print none, docs/models.md says what was chosen. Partition tables are the modtwin layout of
+ * each part's flash (docs/models.md), not a vendor's secret map.
+ */
+#include "firmware/model.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "firmware/cmd_basic.h"
+
+#define KiB(x) ((uint32_t)(x) << 10)
+#define MiB(x) ((uint32_t)(x) << 20)
+
+static const struct at_table *const quectel_tables[] = {&cmd_basic_table};
+
+static const enum model_boot quectel_boot[] = {
+    MODEL_BOOT_RDY,   MODEL_BOOT_CFUN,     MODEL_BOOT_CPIN,
+    MODEL_BOOT_QUSIM, MODEL_BOOT_SMS_DONE, MODEL_BOOT_END,
+};
+
+static const enum model_boot quectel_nb_boot[] = {
+    MODEL_BOOT_RDY, MODEL_BOOT_CFUN, MODEL_BOOT_CPIN, MODEL_BOOT_IP, MODEL_BOOT_END,
+};
+
+/* 16 MB NOR: the DFOTA package lands in UFS, the new image is built in backup, then restored. */
+static const struct model_part ec200a_parts[] = {
+    {"boot", 0, KiB(256)},
+    {"nv", KiB(256), KiB(128)},
+    {"system", KiB(384), MiB(5)},
+    {"backup", KiB(384) + MiB(5), MiB(5)},
+    {"ufs", KiB(384) + MiB(10), MiB(16) - KiB(384) - MiB(10)},
+};
+
+/* 8 MB NOR: MiniFOTA keeps a small "Mini system" beside the big one. */
+static const struct model_part ec200n_parts[] = {
+    {"boot", 0, KiB(256)},
+    {"nv", KiB(256), KiB(128)},
+    {"system", KiB(384), MiB(3)},
+    {"mini", KiB(384) + MiB(3), MiB(1)},
+    {"ufs", KiB(384) + MiB(4), MiB(8) - KiB(384) - MiB(4)},
+};
+
+/* NB-IoT: 4 MB, the delta lands in a FOTA area beside the image. */
+static const struct model_part bc260y_parts[] = {
+    {"boot", 0, KiB(128)},
+    {"nv", KiB(128), KiB(64)},
+    {"system", KiB(192), MiB(2)},
+    {"ufs", KiB(192) + MiB(2), MiB(4) - KiB(192) - MiB(2)},
+};
+
+#define PARTS(p) (p), sizeof(p) / sizeof((p)[0])
+#define TABLES(t) (t), sizeof(t) / sizeof((t)[0])
+
+static const struct model model_table[] = {
+    {
+        .name = "EC200A-CN",
+        .family = "quectel",
+        .manufacturer = "Quectel",
+        .product = "EC200A",
+        .revision = "EC200ACNHAR01A02M16",
+        .imei = "866123045678901",
+        .imsi = "460001234567890",
+        .ip = "10.76.33.120",
+        .ip_cid = 1,
+        .act = 7,
+        .geom = {MiB(16), KiB(4), 256},
+        .parts = PARTS(ec200a_parts),
+        .nports = 2,
+        .boot = quectel_boot,
+        .boot_seconds = 3.0,
+        .off_line = "POWERED DOWN",
+        .cmee_default = 1,
+        .tables = TABLES(quectel_tables),
+    },
+    {
+        .name = "EC200N-CN",
+        .family = "quectel",
+        .manufacturer = "Quectel",
+        .product = "EC200N",
+        .revision = "EC200NCNLAR03A01M08",
+        .imei = "866123045600011",
+        .imsi = "460001234567891",
+        .ip = "10.76.33.121",
+        .ip_cid = 1,
+        .act = 7,
+        .geom = {MiB(8), KiB(4), 256},
+        .parts = PARTS(ec200n_parts),
+        .nports = 2,
+        .boot = quectel_boot,
+        .boot_seconds = 3.0,
+        .off_line = "POWERED DOWN",
+        .cmee_default = 1,
+        .tables = TABLES(quectel_tables),
+    },
+    {
+        .name = "BC260Y-CN",
+        .family = "quectel_nb",
+        .manufacturer = "Quectel",
+        .product = "BC260Y-CN",
+        .revision = "BC260YCNAAR02A04",
+        .imei = "867123045600021",
+        .imsi = "460041234567892",
+        .ip = "100.125.10.122",
+        .ip_cid = 0,
+        .act = 9,
+        .geom = {MiB(4), KiB(4), 256},
+        .parts = PARTS(bc260y_parts),
+        .nports = 1,
+        .boot = quectel_nb_boot,
+        .boot_seconds = 1.0,
+        .off_line = NULL,
+        .cmee_default = 1,
+        .tables = TABLES(quectel_tables),
+    },
+};
+
+size_t model_count(void)
+{
+    return sizeof(model_table) / sizeof(model_table[0]);
+}
+
+const struct model *model_at(size_t i)
+{
+    return i < model_count() ? &model_table[i] : NULL;
+}
+
+const struct model *model_find(const char *name)
+{
+    for (size_t i = 0; i < model_count(); i++)
+        if (strcasecmp(model_table[i].name, name) == 0)
+            return &model_table[i];
+    return NULL;
+}
+
+const struct model_part *model_part(const struct model *m, const char *name)
+{
+    for (size_t i = 0; i < m->nparts; i++)
+        if (strcmp(m->parts[i].name, name) == 0)
+            return &m->parts[i];
+    return NULL;
+}
+
+/* Luhn check digit over the first 14 digits. */
+static int model_luhn(const char *d)
+{
+    int sum = 0;
+
+    for (int i = 0; i < 14; i++) {
+        int v = d[i] - '0';
+        if (i % 2) {
+            v *= 2;
+            if (v > 9)
+                v -= 9;
+        }
+        sum += v;
+    }
+    return (10 - sum % 10) % 10;
+}
+
+void model_imei(const struct model *m, int index, char out[16])
+{
+    unsigned long long body = 0;
+
+    for (int i = 0; i < 14; i++)
+        body = body * 10 + (unsigned)(m->imei[i] - '0');
+    body += (unsigned)index;
+    snprintf(out, 16, "%014llu", body % 100000000000000ULL);
+    out[14] = (char)('0' + model_luhn(out));
+    out[15] = 0;
+}

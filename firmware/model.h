@@ -1,0 +1,68 @@
+/*
+ * Models are data: one `struct model` per module type (identity strings, flash geometry and
+ * partitions, ports, boot lines, defaults, command families). Adding a model needs no code unless
+ * it brings a new command family. The registry is a static const table.
+ */
+#ifndef MODTWIN_FIRMWARE_MODEL_H
+#define MODTWIN_FIRMWARE_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "firmware/at_engine.h"
+#include "storage/flash.h"
+
+struct model_part {
+    const char *name; /* "boot", "nv", "system", "backup", "mini", "ufs" */
+    uint32_t off, size;
+};
+
+/* What the module prints after power-on, in order; the text depends on the module's state. */
+enum model_boot {
+    MODEL_BOOT_END = 0,
+    MODEL_BOOT_RDY,       /* RDY */
+    MODEL_BOOT_CFUN,      /* +CFUN: 1 */
+    MODEL_BOOT_CPIN,      /* +CPIN: READY, or +CPIN: NOT READY without a card */
+    MODEL_BOOT_QUSIM,     /* +QUSIM: 1 (with a card) */
+    MODEL_BOOT_SMS_DONE,  /* +QIND: SMS DONE (with a card) */
+    MODEL_BOOT_IP,        /* +IP: <addr> once registered */
+};
+
+struct model {
+    const char *name;         /* --model value, e.g. "EC200A-CN" */
+    const char *family;       /* "quectel", "quectel_nb", ... */
+    const char *manufacturer; /* +CGMI and the first ATI line */
+    const char *product;      /* +CGMM and the second ATI line */
+    const char *revision;     /* factory firmware revision (+CGMR, ATI "Revision: ") */
+    const char *imei;         /* module 0's IMEI; module n adds n (Luhn digit recomputed) */
+    const char *imsi;
+    const char *ip;           /* address the network gives */
+    int ip_cid;               /* the context +CGPADDR reports the address on */
+    int act;                  /* 7 LTE, 9 NB-IoT */
+    struct flash_geom geom;
+    const struct model_part *parts;
+    size_t nparts;
+    unsigned nports;          /* 1: main UART; 2: main UART and USB AT */
+    const enum model_boot *boot;
+    double boot_seconds;      /* virtual seconds from power-on to the first boot line */
+    const char *off_line;     /* printed on an orderly power-off, or NULL */
+    int cmee_default;
+    const struct at_table *const *tables;
+    size_t ntables;
+    bool bench;               /* a benchmark-only model, not a real product */
+};
+
+size_t model_count(void);
+const struct model *model_at(size_t i);
+
+/* The model called name (case-insensitive), or NULL. */
+const struct model *model_find(const char *name);
+
+/* The partition called name, or NULL. */
+const struct model_part *model_part(const struct model *m, const char *name);
+
+/* Writes the IMEI of module `index` of this model (15 digits and NUL) into out[16]. */
+void model_imei(const struct model *m, int index, char out[16]);
+
+#endif

@@ -1,0 +1,447 @@
+/*
+ * Module instance: power sequencing, ports, storage mounting, URC fan-out and events.
+ *
+ *   OFF --power_on--> BOOTING --boot time--> ON --power_off/reboot--> DEAD --reap--> OFF
+ *                                              \--cut (any time)-----> DEAD --reap--> OFF
+ *
+ * DEAD means "no longer runs": the flash refuses writes after a cut and the ports print nothing.
+ * Its RAM state is dropped by an ev_idle at the next loop turn, never inside the call stack that
+ * cut it (a cut can happen inside a flash operation deep in a handler). Not here: what the
+ * commands do (cmd_*.c) and how a fleet is laid out (sim/fleet.c).
+ */
+#include "firmware/modem.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "firmware/cmd_basic.h"
+
+#define MODEM_PROFILE_KEY "at.profile"
+
+static void modem_emit(struct modem *m, const struct modem_event *ev)
+{
+    if (m->on_event)
+        m->on_event(m->event_ctx, m, ev);
+}
+
+void modem_event_state(struct modem *m, const char *state)
+{
+    struct modem_event ev = {.kind = MODEM_EV_STATE, .port = -1, .state = state};
+
+    modem_emit(m, &ev);
+}
+
+void modem_flash_event(struct modem *m)
+{
+    struct modem_event ev = {.kind = MODEM_EV_FLASH, .port = -1};
+
+    if (!m->flash_open || flash_ops(&m->flash) == m->flash_ops_seen)
+        return;
+    m->flash_ops_seen = flash_ops(&m->flash);
+    modem_emit(m, &ev);
+}
+
+const char *modem_power_name(enum modem_power p)
+{
+    static const char *const names[] = {"off", "booting", "on", "dead"};
+
+    return p <= MODEM_DEAD ? names[p] : "?";
+}
+
+const char *modem_revision(const struct modem *m)
+{
+    return m->model->revision;
+}
+
+int modem_reg_state(const struct modem *m)
+{
+    if (m->power != MODEM_ON || !m->radio.sim_present || m->cfun != 1)
+        return RADIO_REG_NONE;
+    return m->radio.reg;
+}
+
+/* ---- ports ---------------------------------------------------------------------------------- */
+
+static void modem_port_write(void *ctx, const void *buf, size_t len)
+{
+    struct modem_port *p = ctx;
+    struct modem *m = p->m;
+    struct modem_event ev = {.kind = MODEM_EV_TX, .port = p->index, .data = buf, .len = len};
+
+    /* After a cut nothing reaches the host. */
+    if (m->power == MODEM_DEAD || m->power == MODEM_OFF || !p->pty_open)
+        return;
+    pty_write(&p->pty, buf, len);
+    modem_emit(m, &ev);
+}
+
+static void modem_port_rx(void *ctx, const uint8_t *buf, size_t len)
+{
+    struct modem_port *p = ctx;
+    struct modem *m = p->m;
+    struct modem_event ev = {.kind = MODEM_EV_RX, .port = p->index, .data = buf, .len = len};
+
+    /* A module that is off or still booting does not hear the host. */
+    if (m->power != MODEM_ON || !p->at_ready)
+        return;
+    modem_emit(m, &ev);
+    at_input(&p->at, buf, len);
+    modem_flash_event(m);
+}
+
+static const char *modem_errtext(void *ctx, int code)
+{
+    (void)ctx;
+    return cmd_basic_errtext(code);
+}
+
+static void modem_port_start(struct modem *m, struct modem_port *p)
+{
+    struct at_engine_cfg cfg = {
+        .tables = m->model->tables,
+        .ntables = m->model->ntables,
+        .handler_ctx = p,
+        .write = modem_port_write,
+        .write_ctx = p,
+        .cmee = &m->cmee,
+        .errtext = modem_errtext,
+        .errtext_ctx = m,
+        .echo_default = true,
+    };
+
+    at_init(&p->at, &cfg);
+    p->at_ready = true;
+    modem_load_profile(m, p);
+}
+
+static void modem_port_stop(struct modem_port *p)
+{
+    if (p->at_ready)
+        at_release(&p->at);
+    p->at_ready = false;
+}
+
+/* ---- profile (AT&W / ATZ) ------------------------------------------------------------------- */
+
+int modem_save_profile(struct modem *m, struct modem_port *p)
+{
+    uint8_t v[4] = {p->at.echo, p->at.verbose, p->at.quiet, (uint8_t)m->cmee};
+
+    if (!m->storage_ok)
+        return -EIO;
+    return nv_set(&m->nv, MODEM_PROFILE_KEY, v, sizeof(v));
+}
+
+void modem_load_profile(struct modem *m, struct modem_port *p)
+{
+    uint8_t v[4];
+
+    at_defaults(&p->at);
+    m->cmee = m->model->cmee_default;
+    if (!m->storage_ok || nv_get(&m->nv, MODEM_PROFILE_KEY, v, sizeof(v)) != (int)sizeof(v))
+        return;
+    p->at.echo = v[0] != 0;
+    p->at.verbose = v[1] != 0;
+    p->at.quiet = v[2] != 0;
+    if (v[3] <= 2)
+        m->cmee = v[3];
+}
+
+/* ---- URCs and the radio ----------------------------------------------------------------------- */
+
+void modem_urc(struct modem *m, const char *fmt, ...)
+{
+    char text[1024];
+    va_list ap;
+    struct modem_event ev = {.kind = MODEM_EV_URC, .port = -1, .data = text};
+
+    if (m->power != MODEM_ON && m->power != MODEM_BOOTING)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    ev.len = strlen(text);
+    modem_emit(m, &ev);
+    for (unsigned i = 0; i < m->nports; i++)
+        if (m->ports[i].at_ready)
+            at_urc(&m->ports[i].at, "%s", text);
+}
+
+static void modem_radio_changed(void *ctx, const struct radio *r)
+{
+    struct modem *m = ctx;
+    int stat = modem_reg_state(m);
+
+    (void)r;
+    if (m->power != MODEM_ON || stat == m->reg_seen)
+        return;
+    m->reg_seen = stat;
+    cmd_basic_reg_urcs(m, stat);
+}
+
+/* ---- power ------------------------------------------------------------------------------------ */
+
+static void modem_booted(void *ctx)
+{
+    struct modem *m = ctx;
+
+    m->power = MODEM_ON;
+    m->reg_seen = modem_reg_state(m);
+    m->attached = m->reg_seen == RADIO_REG_HOME || m->reg_seen == RADIO_REG_ROAMING;
+    modem_event_state(m, "on");
+    for (const enum model_boot *b = m->model->boot; *b != MODEL_BOOT_END; b++)
+        cmd_basic_boot_line(m, *b);
+    modem_flash_event(m);
+}
+
+static int modem_mount(struct modem *m)
+{
+    const struct model_part *nvp = model_part(m->model, "nv");
+    const struct model_part *ufp = model_part(m->model, "ufs");
+    char path[PATH_MAX + 16];
+    int rc;
+
+    if (!m->flash_open) {
+        snprintf(path, sizeof(path), "%s/flash.bin", m->dir);
+        rc = flash_open(&m->flash, path, &m->model->geom);
+        if (rc)
+            return rc;
+        m->flash_open = true;
+    }
+    flash_power_on(&m->flash);
+    m->flash_ops_seen = 0;
+    m->storage_ok = false;
+    if (!nvp || !ufp)
+        return -EINVAL;
+    rc = nv_mount(&m->nv, &m->flash, nvp->off, nvp->size);
+    if (rc)
+        return rc;
+    rc = ufs_mount(&m->ufs, &m->flash, ufp->off, ufp->size);
+    if (rc) {
+        nv_unmount(&m->nv);
+        return rc;
+    }
+    m->storage_ok = true;
+    return 0;
+}
+
+static void modem_settings_defaults(struct modem *m)
+{
+    m->cmee = m->model->cmee_default;
+    m->cfun = 1;
+    m->creg_n = m->cereg_n = 0;
+    snprintf(m->cscs, sizeof(m->cscs), "GSM");
+    m->ipr = 115200;
+    m->ifc_rx = m->ifc_tx = 0;
+    memset(m->pdp, 0, sizeof(m->pdp));
+    m->pdp[1].defined = true;
+    snprintf(m->pdp[1].type, sizeof(m->pdp[1].type), "IP");
+}
+
+int modem_power_on(struct modem *m)
+{
+    int rc;
+
+    if (m->power != MODEM_OFF)
+        return -EBUSY;
+    vtimer_stop(&m->restore_timer);
+    rc = modem_mount(m);
+    if (rc) {
+        fprintf(stderr, "modtwin: module %d: storage: %s\n", m->index, strerror(-rc));
+        if (!m->flash_open)
+            return rc;
+        /* A module whose NV or UFS cannot mount still boots, as a real one would. */
+    }
+    flash_set_cut_cb(&m->flash, NULL, NULL);
+    modem_settings_defaults(m);
+    for (unsigned i = 0; i < m->nports; i++) {
+        struct modem_port *p = &m->ports[i];
+        if (!p->pty_open) {
+            rc = pty_open(&p->pty, m->loop, p->link[0] ? p->link : NULL, modem_port_rx, p);
+            if (rc)
+                fprintf(stderr, "modtwin: module %d: %s port: %s\n", m->index, p->kind,
+                        strerror(-rc));
+            p->pty_open = rc == 0;
+        }
+        modem_port_start(m, p);
+    }
+    m->boots++;
+    m->power = MODEM_BOOTING;
+    modem_event_state(m, "booting");
+    vtimer_start(&m->boot_timer, m->clock, m->model->boot_seconds, modem_booted, m);
+    return 0;
+}
+
+/* Drops the RAM state of a module that stopped running. Writes nothing. */
+static void modem_teardown(struct modem *m)
+{
+    vtimer_stop(&m->boot_timer);
+    for (unsigned i = 0; i < m->nports; i++) {
+        struct modem_port *p = &m->ports[i];
+        modem_port_stop(p);
+        /* USB ports vanish with the power, as CDC ports do; the UART stays. */
+        if (i > 0 && p->pty_open) {
+            pty_close(&p->pty);
+            p->pty_open = false;
+        }
+    }
+    if (m->storage_ok) {
+        ufs_unmount(&m->ufs);
+        nv_unmount(&m->nv);
+        m->storage_ok = false;
+    }
+    if (m->flash_open) {
+        flash_close(&m->flash);
+        m->flash_open = false;
+    }
+    m->power = MODEM_OFF;
+}
+
+static void modem_restore(void *ctx)
+{
+    modem_power_on(ctx);
+}
+
+static void modem_reap_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+    struct modem *m = w->data;
+
+    (void)revents;
+    ev_idle_stop(loop, w);
+    modem_teardown(m);
+    modem_event_state(m, "off");
+    if (m->restore_after >= 0)
+        vtimer_start(&m->restore_timer, m->clock, m->restore_after, modem_restore, m);
+}
+
+/* Stops the module now; its RAM state goes at the next loop turn. */
+static void modem_stop(struct modem *m, double restore_after)
+{
+    m->power = MODEM_DEAD;
+    m->restore_after = restore_after;
+    vtimer_stop(&m->boot_timer);
+    if (!ev_is_active(&m->reap))
+        ev_idle_start(m->loop, &m->reap);
+}
+
+void modem_power_cut(struct modem *m, double restore_after)
+{
+    if (m->power == MODEM_OFF) {
+        vtimer_stop(&m->restore_timer);
+        return;
+    }
+    if (m->flash_open)
+        flash_kill(&m->flash);
+    if (m->power != MODEM_DEAD)
+        modem_event_state(m, "cut");
+    modem_stop(m, restore_after);
+}
+
+static void modem_flash_cut(void *ctx, uint64_t op)
+{
+    struct modem *m = ctx;
+
+    (void)op;
+    modem_power_cut(m, m->restore_after);
+}
+
+void modem_arm_cut(struct modem *m, uint64_t nth, enum flash_fault kind, uint32_t seed,
+                   double restore_after)
+{
+    if (!m->flash_open)
+        return;
+    m->restore_after = restore_after;
+    flash_set_cut_cb(&m->flash, modem_flash_cut, m);
+    flash_arm(&m->flash, nth, kind, seed);
+}
+
+void modem_power_off(struct modem *m)
+{
+    if (m->power == MODEM_OFF || m->power == MODEM_DEAD)
+        return;
+    if (m->model->off_line && m->power == MODEM_ON) {
+        char line[64];
+        int n = snprintf(line, sizeof(line), "\r\n%s\r\n", m->model->off_line);
+        /* The last words go out directly: held URCs would die with the module. */
+        for (unsigned i = 0; i < m->nports; i++)
+            if (m->ports[i].at_ready)
+                at_raw(&m->ports[i].at, line, (size_t)n);
+    }
+    modem_stop(m, -1);
+}
+
+void modem_reboot(struct modem *m)
+{
+    if (m->power == MODEM_OFF) {
+        modem_power_on(m);
+        return;
+    }
+    if (m->power != MODEM_DEAD)
+        modem_event_state(m, "reboot");
+    modem_stop(m, 0);
+}
+
+void modem_reset(struct modem *m)
+{
+    if (m->power == MODEM_OFF) {
+        modem_power_on(m);
+        return;
+    }
+    modem_power_cut(m, 0);
+}
+
+/* ---- life cycle ------------------------------------------------------------------------------- */
+
+int modem_init(struct modem *m, const struct model *model, int index, const char *dir,
+               const char *link, struct ev_loop *loop, struct vclock *clock)
+{
+    int rc;
+
+    memset(m, 0, sizeof(*m));
+    m->model = model;
+    m->loop = loop;
+    m->clock = clock;
+    m->index = index;
+    m->restore_after = -1;
+    if (strlen(dir) >= sizeof(m->dir))
+        return -ENAMETOOLONG;
+    strcpy(m->dir, dir);
+    model_imei(model, index, m->imei);
+    radio_defaults(&m->radio, model->act, model->ip);
+    m->radio.changed = modem_radio_changed;
+    m->radio.ctx = m;
+    ev_idle_init(&m->reap, modem_reap_cb);
+    m->reap.data = m;
+    m->nports = model->nports > MODEM_MAX_PORTS ? MODEM_MAX_PORTS : model->nports;
+    for (unsigned i = 0; i < m->nports; i++) {
+        struct modem_port *p = &m->ports[i];
+        p->m = m;
+        p->index = (int)i;
+        p->kind = i == 0 ? "uart" : "usb";
+        if (link && snprintf(p->link, sizeof(p->link), "%s%s", link, i ? ".usb" : "") >=
+                        (int)sizeof(p->link))
+            return -ENAMETOOLONG;
+    }
+    /* The UART exists while the process does: a host may open it before power-on. */
+    rc = pty_open(&m->ports[0].pty, loop, link, modem_port_rx, &m->ports[0]);
+    if (rc)
+        return rc;
+    m->ports[0].pty_open = true;
+    return 0;
+}
+
+void modem_free(struct modem *m)
+{
+    if (ev_is_active(&m->reap))
+        ev_idle_stop(m->loop, &m->reap);
+    vtimer_stop(&m->restore_timer);
+    if (m->power != MODEM_OFF)
+        modem_teardown(m);
+    for (unsigned i = 0; i < m->nports; i++) {
+        if (m->ports[i].pty_open)
+            pty_close(&m->ports[i].pty);
+        m->ports[i].pty_open = false;
+    }
+}

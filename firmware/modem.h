@@ -1,0 +1,160 @@
+/*
+ * struct modem: one module instance. It owns everything of that module: its ports (PTY + AT
+ * engine each), its flash and the NV and UFS areas on it, its radio view, its timers, and its
+ * volatile settings. A fleet is many of these on one libev loop; nothing is shared but the loop
+ * and the virtual clock.
+ *
+ * Power: OFF -> (power_on) BOOTING -> (boot lines) ON -> (off | cut) -> OFF. A cut marks the
+ * module dead at once (flash refuses writes, ports go silent) and releases its RAM state at the
+ * next loop turn without writing anything; the next power-on rebuilds it from the state dir.
+ */
+#ifndef MODTWIN_FIRMWARE_MODEM_H
+#define MODTWIN_FIRMWARE_MODEM_H
+
+#include <ev.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "firmware/at_engine.h"
+#include "firmware/model.h"
+#include "hal/pty.h"
+#include "hal/radio.h"
+#include "hal/vclock.h"
+#include "storage/flash.h"
+#include "storage/nv.h"
+#include "storage/ufs.h"
+
+#define MODEM_MAX_PORTS 2
+#define MODEM_MAX_CIDS 16
+
+enum modem_power { MODEM_OFF, MODEM_BOOTING, MODEM_ON, MODEM_DEAD };
+
+enum modem_event_kind { MODEM_EV_URC, MODEM_EV_RX, MODEM_EV_TX, MODEM_EV_STATE, MODEM_EV_FLASH };
+
+/* An event for the control API stream and the trace file; data is valid during the call. */
+struct modem_event {
+    enum modem_event_kind kind;
+    int port;         /* index into ports[], or -1 */
+    const void *data; /* URC text, or raw bytes */
+    size_t len;
+    const char *state; /* MODEM_EV_STATE: "booting", "on", "off", "cut" */
+};
+
+struct modem;
+typedef void modem_event_fn(void *ctx, struct modem *m, const struct modem_event *ev);
+
+struct modem_port {
+    struct modem *m;
+    int index;
+    const char *kind; /* "uart" or "usb" */
+    char link[PATH_MAX];
+    struct pty pty;
+    bool pty_open;
+    struct at_engine at;
+    bool at_ready;
+};
+
+struct modem_pdp {
+    bool defined, active;
+    char type[8];
+    char apn[64];
+};
+
+struct modem {
+    const struct model *model;
+    struct ev_loop *loop;
+    struct vclock *clock;
+    int index;
+    char dir[PATH_MAX]; /* state dir: flash.bin, flash.bin.wear */
+    char imei[16];
+    enum modem_power power;
+    struct modem_port ports[MODEM_MAX_PORTS];
+    unsigned nports;
+    struct flash flash;
+    bool flash_open;
+    struct nv nv;
+    struct ufs ufs;
+    bool storage_ok;
+    struct radio radio;
+    struct vtimer boot_timer;
+    struct vtimer restore_timer;
+    ev_idle reap; /* releases a dead module's RAM state at the next loop turn */
+    double restore_after; /* < 0: stay off after a cut */
+    uint64_t boots;
+    uint64_t flash_ops_seen;
+    /* volatile settings (AT&W keeps echo, V, Q and CMEE in NV) */
+    int cmee;
+    int cfun;
+    int creg_n, cereg_n;
+    int reg_seen; /* the last registration state reported by URC */
+    char cscs[8];
+    long ipr;
+    int ifc_rx, ifc_tx;
+    bool attached;
+    struct modem_pdp pdp[MODEM_MAX_CIDS];
+    modem_event_fn *on_event;
+    void *event_ctx;
+};
+
+/*
+ * Prepares m (no I/O yet besides creating the UART PTY, which lives as long as m):
+ * link is the main port's symlink path or NULL ("<link>.usb" for the USB port).
+ * Returns 0 or -errno.
+ */
+int modem_init(struct modem *m, const struct model *model, int index, const char *dir,
+               const char *link, struct ev_loop *loop, struct vclock *clock);
+
+/* Releases everything, the UART PTY included. The module must be off or dead. */
+void modem_free(struct modem *m);
+
+/* Power-on: mount storage, bring up the ports, print the boot lines after the boot time. */
+int modem_power_on(struct modem *m);
+
+/* Orderly power-off: the off line, then off. */
+void modem_power_off(struct modem *m);
+
+/*
+ * Power cut now: nothing is written or printed from this point on. restore_after >= 0 powers the
+ * module on again after that many virtual seconds; < 0 leaves it off.
+ */
+void modem_power_cut(struct modem *m, double restore_after);
+
+/* Cut at the nth flash operation from now (1 = the next), with the given fault model. */
+void modem_arm_cut(struct modem *m, uint64_t nth, enum flash_fault kind, uint32_t seed,
+                   double restore_after);
+
+/* An orderly restart (AT+CFUN=1,1, a reboot action). */
+void modem_reboot(struct modem *m);
+
+/* An abrupt reset: a cut followed at once by a power-on. */
+void modem_reset(struct modem *m);
+
+const char *modem_power_name(enum modem_power p);
+
+/* The firmware revision the module runs (ATI, +CGMR). */
+const char *modem_revision(const struct modem *m);
+
+/* Registration state the module reports (+CREG/+CEREG <stat>). */
+int modem_reg_state(const struct modem *m);
+
+/* Sends a URC to the module's ports (and the event stream). */
+void modem_urc(struct modem *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * Emits a flash event when the flash was programmed or erased since the last one. The module
+ * calls it after each AT line, timer and boot; code that works on the flash from outside (the
+ * control API's file push) calls it after its burst.
+ */
+void modem_flash_event(struct modem *m);
+
+/* Emits a state event. */
+void modem_event_state(struct modem *m, const char *state);
+
+/* Saves the AT&W profile of port p; 0 or -errno. */
+int modem_save_profile(struct modem *m, struct modem_port *p);
+
+/* Loads the AT&W profile into port p (ATZ, boot). */
+void modem_load_profile(struct modem *m, struct modem_port *p);
+
+#endif
