@@ -259,7 +259,7 @@ int modem_power_on(struct modem *m)
     for (unsigned i = 0; i < m->nports; i++) {
         struct modem_port *p = &m->ports[i];
         if (!p->pty_open) {
-            rc = pty_open(&p->pty, m->loop, p->link[0] ? p->link : NULL, modem_port_rx, p);
+            rc = pty_open(&p->pty, m->hub, p->link[0] ? p->link : NULL, modem_port_rx, p);
             if (rc)
                 fprintf(stderr, "modtwin: module %d: %s port: %s\n", m->index, p->kind,
                         strerror(-rc));
@@ -395,13 +395,14 @@ void modem_reset(struct modem *m)
 /* ---- life cycle ------------------------------------------------------------------------------- */
 
 int modem_init(struct modem *m, const struct model *model, int index, const char *dir,
-               const char *link, struct ev_loop *loop, struct vclock *clock)
+               const char *link, struct pty_hub *hub, struct vclock *clock)
 {
     int rc;
 
     memset(m, 0, sizeof(*m));
     m->model = model;
-    m->loop = loop;
+    m->loop = hub->loop;
+    m->hub = hub;
     m->clock = clock;
     m->index = index;
     m->restore_after = -1;
@@ -425,7 +426,7 @@ int modem_init(struct modem *m, const struct model *model, int index, const char
             return -ENAMETOOLONG;
     }
     /* The UART exists while the process does: a host may open it before power-on. */
-    rc = pty_open(&m->ports[0].pty, loop, link, modem_port_rx, &m->ports[0]);
+    rc = pty_open(&m->ports[0].pty, hub, link, modem_port_rx, &m->ports[0]);
     if (rc)
         return rc;
     m->ports[0].pty_open = true;

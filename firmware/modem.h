@@ -65,6 +65,7 @@ struct modem {
     const struct model *model;
     struct ev_loop *loop;
     struct vclock *clock;
+    struct pty_hub *hub;
     int index;
     char dir[PATH_MAX]; /* state dir: flash.bin, flash.bin.wear */
     char imei[16];
@@ -103,7 +104,7 @@ struct modem {
  * Returns 0 or -errno.
  */
 int modem_init(struct modem *m, const struct model *model, int index, const char *dir,
-               const char *link, struct ev_loop *loop, struct vclock *clock);
+               const char *link, struct pty_hub *hub, struct vclock *clock);
 
 /* Releases everything, the UART PTY included. The module must be off or dead. */
 void modem_free(struct modem *m);

@@ -89,43 +89,111 @@ static void pty_write_cb(struct ev_loop *loop, ev_io *w, int revents)
     pty_flush_out(w->data);
 }
 
-static void pty_notify_cb(struct ev_loop *loop, ev_io *w, int revents)
+/* One inotify event for port p: a host opened or closed its slave node. */
+static void pty_notify(struct pty *p, uint32_t mask)
 {
-    struct pty *p = w->data;
+    if (mask & IN_OPEN) {
+        /* A host arrives: whatever sits in the slave's queue is stale. */
+        if (p->clients++ == 0) {
+            tcflush(p->keeper, TCIFLUSH);
+            p->out_len = 0;
+        }
+    }
+    if (mask & (IN_CLOSE_WRITE | IN_CLOSE_NOWRITE)) {
+        if (p->clients > 0)
+            p->clients--;
+    }
+}
+
+static void pty_hub_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct pty_hub *h = w->data;
     char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
     ssize_t n;
 
     (void)loop;
     (void)revents;
-    while ((n = read(p->inotify, buf, sizeof(buf))) > 0) {
+    while ((n = read(h->fd, buf, sizeof(buf))) > 0) {
         for (char *q = buf; q < buf + n;) {
             const struct inotify_event *ev = (const struct inotify_event *)q;
-            if (ev->mask & IN_OPEN) {
-                /* A host arrives: whatever sits in the slave's queue is stale. */
-                if (p->clients++ == 0) {
-                    tcflush(p->keeper, TCIFLUSH);
-                    p->out_len = 0;
+            for (size_t i = 0; i < h->n; i++) {
+                if (h->ports[i]->watch == ev->wd) {
+                    pty_notify(h->ports[i], ev->mask);
+                    break;
                 }
-            }
-            if (ev->mask & (IN_CLOSE_WRITE | IN_CLOSE_NOWRITE)) {
-                if (p->clients > 0)
-                    p->clients--;
             }
             q += sizeof(*ev) + ev->len;
         }
     }
 }
 
-int pty_open(struct pty *p, struct ev_loop *loop, const char *link, pty_rx_fn *rx, void *ctx)
+int pty_hub_init(struct pty_hub *h, struct ev_loop *loop)
+{
+    memset(h, 0, sizeof(*h));
+    h->loop = loop;
+    h->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (h->fd < 0)
+        return -errno;
+    ev_io_init(&h->w, pty_hub_cb, h->fd, EV_READ);
+    h->w.data = h;
+    /* Arrivals must be seen before the bytes that follow them in the same loop turn. */
+    ev_set_priority(&h->w, EV_MAXPRI);
+    ev_io_start(loop, &h->w);
+    return 0;
+}
+
+void pty_hub_free(struct pty_hub *h)
+{
+    if (h->fd < 0 || !h->loop)
+        return;
+    ev_io_stop(h->loop, &h->w);
+    close(h->fd);
+    free(h->ports);
+    h->ports = NULL;
+    h->n = h->cap = 0;
+    h->fd = -1;
+}
+
+static int pty_hub_add(struct pty_hub *h, struct pty *p)
+{
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? h->cap * 2 : 16;
+        struct pty **n = realloc(h->ports, cap * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        h->ports = n;
+        h->cap = cap;
+    }
+    p->watch = inotify_add_watch(h->fd, p->name, IN_OPEN | IN_CLOSE_WRITE | IN_CLOSE_NOWRITE);
+    if (p->watch < 0)
+        return -errno;
+    h->ports[h->n++] = p;
+    return 0;
+}
+
+static void pty_hub_remove(struct pty_hub *h, struct pty *p)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        if (h->ports[i] == p) {
+            h->ports[i] = h->ports[--h->n];
+            break;
+        }
+    }
+    inotify_rm_watch(h->fd, p->watch);
+    p->watch = -1;
+}
+
+int pty_open(struct pty *p, struct pty_hub *hub, const char *link, pty_rx_fn *rx, void *ctx)
 {
     const char *sp;
     int rc;
 
     memset(p, 0, sizeof(*p));
-    p->loop = loop;
+    p->loop = hub->loop;
+    p->hub = hub;
     p->rx = rx;
     p->ctx = ctx;
-    p->keeper = p->inotify = -1;
+    p->keeper = p->watch = -1;
     p->master = posix_openpt(O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
     if (p->master < 0)
         return -errno;
@@ -142,16 +210,6 @@ int pty_open(struct pty *p, struct ev_loop *loop, const char *link, pty_rx_fn *r
     rc = pty_make_raw(p->keeper);
     if (rc)
         goto out;
-    p->inotify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (p->inotify < 0) {
-        rc = -errno;
-        goto out;
-    }
-    p->watch = inotify_add_watch(p->inotify, p->name, IN_OPEN | IN_CLOSE_WRITE | IN_CLOSE_NOWRITE);
-    if (p->watch < 0) {
-        rc = -errno;
-        goto out;
-    }
     if (link && *link) {
         if (strlen(link) >= sizeof(p->link)) {
             rc = -ENAMETOOLONG;
@@ -162,22 +220,21 @@ int pty_open(struct pty *p, struct ev_loop *loop, const char *link, pty_rx_fn *r
             goto out;
         strcpy(p->link, link);
     }
+    rc = pty_hub_add(hub, p);
+    if (rc)
+        goto out;
     ev_io_init(&p->rio, pty_read_cb, p->master, EV_READ);
     ev_io_init(&p->wio, pty_write_cb, p->master, EV_WRITE);
-    ev_io_init(&p->nio, pty_notify_cb, p->inotify, EV_READ);
-    p->rio.data = p->wio.data = p->nio.data = p;
-    /* Arrivals must be seen before the bytes that follow them in the same loop turn. */
-    ev_set_priority(&p->nio, EV_MAXPRI);
-    ev_io_start(loop, &p->nio);
-    ev_io_start(loop, &p->rio);
+    p->rio.data = p->wio.data = p;
+    ev_io_start(p->loop, &p->rio);
     return 0;
 out:
-    if (p->inotify >= 0)
-        close(p->inotify);
+    if (p->link[0])
+        unlink(p->link);
     if (p->keeper >= 0)
         close(p->keeper);
     close(p->master);
-    p->master = p->keeper = p->inotify = -1;
+    p->master = p->keeper = -1;
     return rc;
 }
 
@@ -187,7 +244,7 @@ void pty_close(struct pty *p)
         return;
     ev_io_stop(p->loop, &p->rio);
     ev_io_stop(p->loop, &p->wio);
-    ev_io_stop(p->loop, &p->nio);
+    pty_hub_remove(p->hub, p);
     if (p->link[0]) {
         char target[sizeof(p->name)];
         ssize_t n = readlink(p->link, target, sizeof(target) - 1);
@@ -198,13 +255,12 @@ void pty_close(struct pty *p)
                 unlink(p->link);
         }
     }
-    close(p->inotify);
     close(p->keeper);
     close(p->master);
     free(p->out);
     p->out = NULL;
     p->out_len = p->out_cap = 0;
-    p->master = p->keeper = p->inotify = -1;
+    p->master = p->keeper = -1;
 }
 
 bool pty_connected(const struct pty *p)

@@ -17,12 +17,33 @@
 
 typedef void pty_rx_fn(void *ctx, const uint8_t *buf, size_t len);
 
+struct pty;
+
+/*
+ * One inotify instance for all the PTYs of a process (the kernel allows few instances per user:
+ * 128 by default), dispatching open/close events to the port whose slave node they concern.
+ */
+struct pty_hub {
+    struct ev_loop *loop;
+    int fd;
+    ev_io w;
+    struct pty **ports; /* registered ports, any order */
+    size_t n, cap;
+};
+
+/* 0 or -errno. */
+int pty_hub_init(struct pty_hub *h, struct ev_loop *loop);
+
+/* Closes the inotify instance; every port must be closed first. */
+void pty_hub_free(struct pty_hub *h);
+
 struct pty {
     struct ev_loop *loop;
-    int master, keeper, inotify, watch;
+    struct pty_hub *hub;
+    int master, keeper, watch;
     char name[64];       /* /dev/pts/N */
     char link[PATH_MAX]; /* symlink to name, or "" */
-    ev_io rio, wio, nio;
+    ev_io rio, wio;
     uint8_t *out; /* pending output, out_len bytes */
     size_t out_len, out_cap;
     int clients; /* host opens of the slave seen through inotify */
@@ -36,7 +57,7 @@ struct pty {
  * rx(ctx, ...) is called from the loop with every chunk the host writes.
  * Returns 0 or -errno; on failure nothing is left open.
  */
-int pty_open(struct pty *p, struct ev_loop *loop, const char *link, pty_rx_fn *rx, void *ctx);
+int pty_open(struct pty *p, struct pty_hub *hub, const char *link, pty_rx_fn *rx, void *ctx);
 
 /* Stops the watchers, closes every fd (a host holding the port sees a hang-up) and removes the link. */
 void pty_close(struct pty *p);

@@ -133,6 +133,10 @@ int fleet_init(struct fleet *f, struct ev_loop *loop, const struct fleet_opts *o
     f->model = o->model;
     f->count = o->count;
     vclock_init(&f->clock, loop, o->speed);
+    rc = pty_hub_init(&f->hub, loop);
+    if (rc)
+        return rc;
+    f->hub_ok = true;
     if (o->state_dir) {
         if (strlen(o->state_dir) >= sizeof(f->dir))
             return -ENAMETOOLONG;
@@ -169,7 +173,7 @@ int fleet_init(struct fleet *f, struct ev_loop *loop, const struct fleet_opts *o
             if (rc)
                 return rc;
         }
-        rc = modem_init(&f->modems[i], o->model, i, dir, o->link ? link : NULL, loop, &f->clock);
+        rc = modem_init(&f->modems[i], o->model, i, dir, o->link ? link : NULL, &f->hub, &f->clock);
         if (rc)
             return rc;
         f->modems[i].on_event = fleet_event;
@@ -233,6 +237,9 @@ void fleet_free(struct fleet *f)
             modem_free(&f->modems[i]);
     free(f->modems);
     f->modems = NULL;
+    if (f->hub_ok)
+        pty_hub_free(&f->hub);
+    f->hub_ok = false;
     if (f->loop) {
         ev_signal_stop(f->loop, &f->sigint);
         ev_signal_stop(f->loop, &f->sigterm);

@@ -28,6 +28,8 @@ struct fleet_opts {
 struct fleet {
     struct ev_loop *loop;
     struct vclock clock;
+    struct pty_hub hub;
+    bool hub_ok;
     const struct model *model;
     struct modem *modems;
     int count;

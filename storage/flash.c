@@ -71,6 +71,24 @@ static void flash_init_state(struct flash *f, const struct flash_geom *g, bool m
  * crash during creation leaves either the old state or a complete file. An existing file of
  * another size is -EINVAL unless `replace` (then it is rebuilt). An empty file counts as missing:
  * a user's `touch` can leave one. */
+/* Writes len bytes of `fill` into a fresh file with pwrite, in 64 KiB pieces. */
+static int flash_fill_file(int fd, uint8_t fill, uint64_t len)
+{
+    uint8_t buf[64 << 10];
+
+    memset(buf, fill, sizeof(buf));
+    for (uint64_t off = 0; off < len;) {
+        size_t n = len - off < sizeof(buf) ? (size_t)(len - off) : sizeof(buf);
+        ssize_t w = pwrite(fd, buf, n, (off_t)off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return w < 0 ? -errno : -EIO;
+        off += (uint64_t)w;
+    }
+    return 0;
+}
+
 static int flash_map_file(const char *path, size_t len, uint8_t fill, bool replace, void **map)
 {
     char tmp[4096];
@@ -109,6 +127,13 @@ static int flash_map_file(const char *path, size_t len, uint8_t fill, bool repla
             rc = -errno;
             goto out;
         }
+        /* Fill through the file, not the mapping: pages a module never touches then stay out
+         * of its resident set (a fleet of idle modules costs little RAM). */
+        if (fill != 0) {
+            rc = flash_fill_file(fd, fill, len);
+            if (rc)
+                goto out;
+        }
     }
     /* MAP_SHARED writes land in the page cache at once: a kill -9 of the process keeps every
      * byte that was programmed, and nothing else. No msync: surviving a host crash is not
@@ -119,8 +144,6 @@ static int flash_map_file(const char *path, size_t len, uint8_t fill, bool repla
         goto out;
     }
     if (made) {
-        if (fill != 0)
-            memset(p, fill, len);
         if (rename(tmp, path) < 0) {
             rc = -errno;
             goto out;
