@@ -68,13 +68,20 @@ static void modem_port_write(void *ctx, const void *buf, size_t len)
 {
     struct modem_port *p = ctx;
     struct modem *m = p->m;
-    struct modem_event ev = {.kind = MODEM_EV_TX, .port = p->index, .data = buf, .len = len};
 
     /* After a cut nothing reaches the host. */
     if (m->power == MODEM_DEAD || m->power == MODEM_OFF || !p->pty_open)
         return;
     pty_write(&p->pty, buf, len);
-    modem_emit(m, &ev);
+}
+
+/* The PTY hands a batch to the kernel: that is what the host sees, one event per batch. */
+static void modem_port_tx(void *ctx, const uint8_t *buf, size_t len)
+{
+    struct modem_port *p = ctx;
+    struct modem_event ev = {.kind = MODEM_EV_TX, .port = p->index, .data = buf, .len = len};
+
+    modem_emit(p->m, &ev);
 }
 
 static void modem_port_rx(void *ctx, const uint8_t *buf, size_t len)
@@ -264,6 +271,7 @@ int modem_power_on(struct modem *m)
                 fprintf(stderr, "modtwin: module %d: %s port: %s\n", m->index, p->kind,
                         strerror(-rc));
             p->pty_open = rc == 0;
+            p->pty.on_tx = modem_port_tx;
         }
         modem_port_start(m, p);
     }
@@ -429,6 +437,7 @@ int modem_init(struct modem *m, const struct model *model, int index, const char
     rc = pty_open(&m->ports[0].pty, hub, link, modem_port_rx, &m->ports[0]);
     if (rc)
         return rc;
+    m->ports[0].pty.on_tx = modem_port_tx;
     m->ports[0].pty_open = true;
     return 0;
 }

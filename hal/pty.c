@@ -50,17 +50,22 @@ static int pty_link(const char *link, const char *target)
 
 static void pty_flush_out(struct pty *p)
 {
+    if (p->on_tx && p->told < p->out_len) {
+        p->on_tx(p->ctx, p->out + p->told, p->out_len - p->told);
+        p->told = p->out_len;
+    }
     while (p->out_len) {
         ssize_t n = write(p->master, p->out, p->out_len);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             if (errno != EAGAIN)
-                p->out_len = 0; /* the port is gone; nothing to keep */
+                p->out_len = p->told = 0; /* the port is gone; nothing to keep */
             break;
         }
         memmove(p->out, p->out + n, p->out_len - (size_t)n);
         p->out_len -= (size_t)n;
+        p->told -= (size_t)n;
     }
     if (p->out_len && !ev_is_active(&p->wio))
         ev_io_start(p->loop, &p->wio);
@@ -96,7 +101,7 @@ static void pty_notify(struct pty *p, uint32_t mask)
         /* A host arrives: whatever sits in the slave's queue is stale. */
         if (p->clients++ == 0) {
             tcflush(p->keeper, TCIFLUSH);
-            p->out_len = 0;
+            p->out_len = p->told = 0;
         }
     }
     if (mask & (IN_CLOSE_WRITE | IN_CLOSE_NOWRITE)) {
@@ -127,6 +132,20 @@ static void pty_hub_cb(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
+/* Before the loop sleeps: one write per port for everything queued during this turn. */
+static void pty_hub_flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    struct pty_hub *h = w->data;
+
+    (void)loop;
+    (void)revents;
+    for (size_t i = 0; i < h->n; i++) {
+        struct pty *p = h->ports[i];
+        if (p->out_len && !ev_is_active(&p->wio))
+            pty_flush_out(p);
+    }
+}
+
 int pty_hub_init(struct pty_hub *h, struct ev_loop *loop)
 {
     memset(h, 0, sizeof(*h));
@@ -139,6 +158,9 @@ int pty_hub_init(struct pty_hub *h, struct ev_loop *loop)
     /* Arrivals must be seen before the bytes that follow them in the same loop turn. */
     ev_set_priority(&h->w, EV_MAXPRI);
     ev_io_start(loop, &h->w);
+    ev_prepare_init(&h->flush, pty_hub_flush_cb);
+    h->flush.data = h;
+    ev_prepare_start(loop, &h->flush);
     return 0;
 }
 
@@ -147,6 +169,7 @@ void pty_hub_free(struct pty_hub *h)
     if (h->fd < 0 || !h->loop)
         return;
     ev_io_stop(h->loop, &h->w);
+    ev_prepare_stop(h->loop, &h->flush);
     close(h->fd);
     free(h->ports);
     h->ports = NULL;
@@ -242,6 +265,8 @@ void pty_close(struct pty *p)
 {
     if (p->master < 0)
         return;
+    if (p->out_len)
+        pty_flush_out(p); /* the last words still reach a host that reads */
     ev_io_stop(p->loop, &p->rio);
     ev_io_stop(p->loop, &p->wio);
     pty_hub_remove(p->hub, p);
@@ -259,7 +284,7 @@ void pty_close(struct pty *p)
     close(p->master);
     free(p->out);
     p->out = NULL;
-    p->out_len = p->out_cap = 0;
+    p->out_len = p->out_cap = p->told = 0;
     p->master = p->keeper = -1;
 }
 
@@ -291,6 +316,4 @@ void pty_write(struct pty *p, const void *buf, size_t len)
     }
     memcpy(p->out + p->out_len, buf, len);
     p->out_len += len;
-    if (!ev_is_active(&p->wio))
-        pty_flush_out(p);
 }

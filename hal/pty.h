@@ -17,6 +17,9 @@
 
 typedef void pty_rx_fn(void *ctx, const uint8_t *buf, size_t len);
 
+/* Told of each batch of output as it is handed to the kernel (traces, event streams). */
+typedef void pty_tx_fn(void *ctx, const uint8_t *buf, size_t len);
+
 struct pty;
 
 /*
@@ -27,6 +30,7 @@ struct pty_hub {
     struct ev_loop *loop;
     int fd;
     ev_io w;
+    ev_prepare flush; /* writes every port's batched output before the loop sleeps */
     struct pty **ports; /* registered ports, any order */
     size_t n, cap;
 };
@@ -44,11 +48,12 @@ struct pty {
     char name[64];       /* /dev/pts/N */
     char link[PATH_MAX]; /* symlink to name, or "" */
     ev_io rio, wio;
-    uint8_t *out; /* pending output, out_len bytes */
-    size_t out_len, out_cap;
+    uint8_t *out; /* pending output, out_len bytes; the first `told` were given to on_tx */
+    size_t out_len, out_cap, told;
     int clients; /* host opens of the slave seen through inotify */
     uint64_t dropped; /* output bytes dropped (no host, or host not reading) */
     pty_rx_fn *rx;
+    pty_tx_fn *on_tx;
     void *ctx;
 };
 
@@ -62,7 +67,10 @@ int pty_open(struct pty *p, struct pty_hub *hub, const char *link, pty_rx_fn *rx
 /* Stops the watchers, closes every fd (a host holding the port sees a hang-up) and removes the link. */
 void pty_close(struct pty *p);
 
-/* Queues bytes for the host. Dropped (and counted) while no host has the port open. */
+/*
+ * Queues bytes for the host. Dropped (and counted) while no host has the port open. Output is
+ * batched: everything queued during one loop turn goes out in one write before the loop sleeps.
+ */
 void pty_write(struct pty *p, const void *buf, size_t len);
 
 /* True while at least one host process has the slave open. */

@@ -44,6 +44,17 @@ if [ -z "${FUZZ_ONLY:-}" ]; then
     fi
 fi
 
+if [ -z "${FUZZ_ONLY:-}" ] && [ -f "$B/libmodtwin.a" ]; then
+    if sh scripts/lint.sh "$B/libmodtwin.a" "$B/tools/main.o" >"$LOG/lint.log" 2>&1; then
+        echo "lint: no mutable globals"
+        add 1 0
+    else
+        echo "lint: FAILED"
+        cat "$LOG/lint.log"
+        add 0 1
+    fi
+fi
+
 if [ -z "${NO_FUZZ:-}" ]; then
     for t in "$B"/fuzz/fuzz_*; do
         [ -x "$t" ] || continue

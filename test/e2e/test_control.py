@@ -137,3 +137,13 @@ def test_module_all(modtwin):
     assert len({r["imei"] for r in res}) == 3
     s1 = m.open(m.ports[(1, "uart")])
     assert at(s1, "AT+CGMM") == b"AT+CGMM\r\r\nEC200A\r\n\r\nOK\r\n"
+
+
+def test_fleet_beyond_inotify_instance_limit(modtwin):
+    # 70 modules: more ports than a process may have inotify instances (128 by default)
+    m = modtwin(model="BC260Y-CN", count=70)
+    m.wait_state("on", module=69)
+    s = m.open(m.ports[(69, "uart")])
+    assert at(s, "AT+CGMM") == b"AT+CGMM\r\r\nBC260Y-CN\r\n\r\nOK\r\n"
+    st = m.ctl.ok("status", module=69)
+    assert st["ports"][0]["connected"] is True

@@ -80,8 +80,8 @@ def test_reset_and_reboot(module):
     module.ctl.ok("power", action="reboot")
     assert read_until(s, b"SMS DONE\r\n") == BOOT
     at(s, "ATE0")
-    assert at(s, "AT+CFUN=1,1") == b"\r\nOK\r\n"
-    assert read_until(s, b"SMS DONE\r\n") == BOOT
+    s.write(b"AT+CFUN=1,1\r")
+    assert read_until(s, b"SMS DONE\r\n") == b"\r\nOK\r\n" + BOOT
 
 
 def test_settings_are_volatile_without_and_w(module):
