@@ -21,7 +21,8 @@ endif
 CFLAGS   ?= -O2 -g
 CPPFLAGS += -I. -D_GNU_SOURCE
 ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) -MMD -MP
-LDLIBS   := -lev -lcjson -lmbedtls -lmbedx509 -lmbedcrypto -lzstd -ldivsufsort -lbz2 -lz -lm
+LDLIBS   := -lev -lcjson -lcurl -lcoap-3-notls -lmbedtls -lmbedx509 -lmbedcrypto -lzstd -ldivsufsort \
+            -lbz2 -lz -lm
 
 LIB_SRCS  := $(wildcard firmware/*.c hal/*.c storage/*.c sim/*.c protocols/*.c) \
              $(filter-out tools/main.c,$(wildcard tools/*.c))

@@ -522,6 +522,7 @@ void cmd_basic_boot_line(struct modem *m, enum model_boot line)
         if (stat == RADIO_REG_HOME || stat == RADIO_REG_ROAMING)
             modem_urc(m, "+IP: %s", m->radio.ip);
         break;
+    case MODEL_BOOT_FOTA: /* placed by the module itself (modem_booted) */
     case MODEL_BOOT_END:
         break;
     }

@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "firmware/cmd_basic.h"
+#include "firmware/fw_image.h"
 
 #define KiB(x) ((uint32_t)(x) << 10)
 #define MiB(x) ((uint32_t)(x) << 20)
@@ -61,6 +62,9 @@ static const struct model model_table[] = {
         .manufacturer = "Quectel",
         .product = "EC200A",
         .revision = "EC200ACNHAR01A02M16",
+        .project = "EC200A",
+        .baseline = "EC200ACNHAR01",
+        .image_size = MiB(3) + KiB(512),
         .imei = "866123045678901",
         .imsi = "460001234567890",
         .ip = "10.76.33.120",
@@ -73,6 +77,9 @@ static const struct model model_table[] = {
         .boot_seconds = 3.0,
         .off_line = "POWERED DOWN",
         .cmee_default = 1,
+        .topo = FOTA_TOPO_STAGING,
+        .policy = FOTA_POLICY_RESUME,
+        .apply_step_seconds = 0.05,
         .tables = TABLES(quectel_tables),
     },
     {
@@ -81,6 +88,9 @@ static const struct model model_table[] = {
         .manufacturer = "Quectel",
         .product = "EC200N",
         .revision = "EC200NCNLAR03A01M08",
+        .project = "EC200N",
+        .baseline = "EC200NCNLAR03",
+        .image_size = MiB(2),
         .imei = "866123045600011",
         .imsi = "460001234567891",
         .ip = "10.76.33.121",
@@ -93,6 +103,9 @@ static const struct model model_table[] = {
         .boot_seconds = 3.0,
         .off_line = "POWERED DOWN",
         .cmee_default = 1,
+        .topo = FOTA_TOPO_STAGING,
+        .policy = FOTA_POLICY_RESUME,
+        .apply_step_seconds = 0.05,
         .tables = TABLES(quectel_tables),
     },
     {
@@ -101,6 +114,9 @@ static const struct model model_table[] = {
         .manufacturer = "Quectel",
         .product = "BC260Y-CN",
         .revision = "BC260YCNAAR02A04",
+        .project = "BC260Y",
+        .baseline = "BC260YCNAAR02",
+        .image_size = MiB(1) + KiB(256),
         .imei = "867123045600021",
         .imsi = "460041234567892",
         .ip = "100.125.10.122",
@@ -113,6 +129,9 @@ static const struct model model_table[] = {
         .boot_seconds = 1.0,
         .off_line = NULL,
         .cmee_default = 1,
+        .topo = FOTA_TOPO_STAGING,
+        .policy = FOTA_POLICY_RESUME,
+        .apply_step_seconds = 0.05,
         .tables = TABLES(quectel_tables),
     },
 };
@@ -158,6 +177,11 @@ static int model_luhn(const char *d)
         sum += v;
     }
     return (10 - sum % 10) % 10;
+}
+
+int model_factory_image(const struct model *m, uint8_t **img, size_t *len)
+{
+    return fw_image_factory(m->revision, m->project, m->baseline, m->image_size, img, len);
 }
 
 void model_imei(const struct model *m, int index, char out[16])

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "firmware/at_engine.h"
+#include "firmware/fota.h"
 #include "storage/flash.h"
 
 struct model_part {
@@ -27,6 +28,7 @@ enum model_boot {
     MODEL_BOOT_QUSIM,     /* +QUSIM: 1 (with a card) */
     MODEL_BOOT_SMS_DONE,  /* +QIND: SMS DONE (with a card) */
     MODEL_BOOT_IP,        /* +IP: <addr> once registered */
+    MODEL_BOOT_FOTA,      /* the result of a finished update (the family's URC), if any */
 };
 
 struct model {
@@ -35,6 +37,9 @@ struct model {
     const char *manufacturer; /* +CGMI and the first ATI line */
     const char *product;      /* +CGMM and the second ATI line */
     const char *revision;     /* factory firmware revision (+CGMR, ATI "Revision: ") */
+    const char *project;      /* image header: the firmware project packages are built for */
+    const char *baseline;     /* image header: the firmware line (R01 and R02 do not mix) */
+    size_t image_size;        /* factory image body bytes */
     const char *imei;         /* module 0's IMEI; module n adds n (Luhn digit recomputed) */
     const char *imsi;
     const char *ip;           /* address the network gives */
@@ -48,6 +53,10 @@ struct model {
     double boot_seconds;      /* virtual seconds from power-on to the first boot line */
     const char *off_line;     /* printed on an orderly power-off, or NULL */
     int cmee_default;
+    enum fota_topo topo;      /* how an update is applied */
+    enum fota_policy policy;  /* what a cut during the apply leaves (default) */
+    double apply_step_seconds; /* virtual time one apply step (one segment) takes */
+    const struct fota_family *fota_family; /* URCs and codes of update events, or NULL */
     const struct at_table *const *tables;
     size_t ntables;
     bool bench;               /* a benchmark-only model, not a real product */
@@ -61,6 +70,12 @@ const struct model *model_find(const char *name);
 
 /* The partition called name, or NULL. */
 const struct model_part *model_part(const struct model *m, const char *name);
+
+/*
+ * The model's factory image (header + body), byte for byte what `modtwin image --model` writes
+ * and what a new state dir boots. *img is malloc'd. 0 or -errno.
+ */
+int model_factory_image(const struct model *m, uint8_t **img, size_t *len);
 
 /* Writes the IMEI of module `index` of this model (15 digits and NUL) into out[16]. */
 void model_imei(const struct model *m, int index, char out[16]);

@@ -12,13 +12,18 @@
 #include "firmware/modem.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "firmware/cmd_basic.h"
 
 #define MODEM_PROFILE_KEY "at.profile"
+#define MODEM_PROVISIONED_KEY "fw.provisioned"
 
 static void modem_emit(struct modem *m, const struct modem_event *ev)
 {
@@ -45,14 +50,35 @@ void modem_flash_event(struct modem *m)
 
 const char *modem_power_name(enum modem_power p)
 {
-    static const char *const names[] = {"off", "booting", "on", "dead"};
+    static const char *const names[] = {"off", "booting", "on", "dead", "upgrade", "bricked"};
 
-    return p <= MODEM_DEAD ? names[p] : "?";
+    return p <= MODEM_BRICKED ? names[p] : "?";
 }
 
 const char *modem_revision(const struct modem *m)
 {
-    return m->model->revision;
+    return m->fw_ok ? m->fw.revision : "";
+}
+
+void modem_fota_event(struct modem *m, const struct fota_event *ev)
+{
+    static const char *const kinds[] = {"verified", "refused", "apply-start", "progress",
+                                        "applied",  "failed",  "result"};
+    struct modem_event out = {.kind = MODEM_EV_FOTA, .port = -1};
+    char text[160];
+    int n;
+
+    if (ev->kind == FOTA_EV_PROGRESS || ev->kind == FOTA_EV_APPLY_START)
+        n = snprintf(text, sizeof(text), "%s %u%s", kinds[ev->kind], ev->pct,
+                     ev->resumed ? " resumed" : "");
+    else if (ev->err != PKG_OK || ev->kind == FOTA_EV_RESULT)
+        n = snprintf(text, sizeof(text), "%s %d %s", kinds[ev->kind], (int)ev->err,
+                     pkg_err_name(ev->err));
+    else
+        n = snprintf(text, sizeof(text), "%s", kinds[ev->kind]);
+    out.data = text;
+    out.len = n > 0 ? (size_t)n : 0;
+    modem_emit(m, &out);
 }
 
 int modem_reg_state(const struct modem *m)
@@ -164,7 +190,7 @@ void modem_urc(struct modem *m, const char *fmt, ...)
     va_list ap;
     struct modem_event ev = {.kind = MODEM_EV_URC, .port = -1, .data = text};
 
-    if (m->power != MODEM_ON && m->power != MODEM_BOOTING)
+    if (m->power != MODEM_ON && m->power != MODEM_BOOTING && m->power != MODEM_UPGRADE)
         return;
     va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
@@ -193,14 +219,107 @@ static void modem_radio_changed(void *ctx, const struct radio *r)
 static void modem_booted(void *ctx)
 {
     struct modem *m = ctx;
+    bool reported = false;
 
     m->power = MODEM_ON;
     m->reg_seen = modem_reg_state(m);
     m->attached = m->reg_seen == RADIO_REG_HOME || m->reg_seen == RADIO_REG_ROAMING;
     modem_event_state(m, "on");
-    for (const enum model_boot *b = m->model->boot; *b != MODEL_BOOT_END; b++)
-        cmd_basic_boot_line(m, *b);
+    for (const enum model_boot *b = m->model->boot; *b != MODEL_BOOT_END; b++) {
+        if (*b == MODEL_BOOT_FOTA) {
+            /* The model says where among its boot lines an update's result appears. */
+            fota_booted(&m->fota);
+            reported = true;
+        } else {
+            cmd_basic_boot_line(m, *b);
+        }
+    }
+    if (!reported)
+        fota_booted(&m->fota);
     modem_flash_event(m);
+}
+
+/* An upgrade boot: the apply runs now; the module restarts when it is done. */
+static void modem_upgrade_started(void *ctx)
+{
+    struct modem *m = ctx;
+
+    fota_upgrade(&m->fota);
+    modem_flash_event(m);
+}
+
+/* Reads the image from the host (`--image`) or makes the model's factory image. */
+static int modem_factory_bytes(const struct modem *m, uint8_t **img, size_t *len)
+{
+    struct stat st;
+    uint8_t *buf;
+    ssize_t n;
+    int fd, rc = 0;
+
+    if (!m->image_path[0])
+        return model_factory_image(m->model, img, len);
+    fd = open(m->image_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &st) < 0 || st.st_size <= 0) {
+        close(fd);
+        return -EINVAL;
+    }
+    buf = malloc((size_t)st.st_size);
+    n = buf ? read(fd, buf, (size_t)st.st_size) : -1;
+    if (n != st.st_size) {
+        free(buf);
+        rc = buf ? -EIO : -ENOMEM;
+    } else {
+        *img = buf;
+        *len = (size_t)n;
+    }
+    close(fd);
+    return rc;
+}
+
+/*
+ * Factory programming of a new state dir: the image goes into the active slot through the flash
+ * model, then NV records that it is there. A cut before that record simply programs it again.
+ */
+static int modem_provision(struct modem *m)
+{
+    const struct flash_geom *g = flash_geometry(&m->flash);
+    struct fw_image_info info;
+    uint32_t off = fota_active_offset(m), span;
+    const struct model_part *sys = model_part(m->model, "system");
+    int64_t done = 0;
+    uint8_t *img = NULL;
+    size_t len = 0;
+    int rc;
+
+    if (nv_get_i64(&m->nv, MODEM_PROVISIONED_KEY, &done) == 0 && done)
+        return 0;
+    rc = modem_factory_bytes(m, &img, &len);
+    if (rc)
+        return rc;
+    if (!sys || fw_image_parse(img, len, true, &info) || len > sys->size) {
+        rc = -EINVAL;
+        goto out;
+    }
+    span = (uint32_t)((len + g->erase_size - 1) / g->erase_size * g->erase_size);
+    rc = flash_erase_range(&m->flash, off, span);
+    if (!rc)
+        rc = flash_write(&m->flash, off, img, (uint32_t)len);
+    if (!rc)
+        rc = nv_set_i64(&m->nv, MODEM_PROVISIONED_KEY, 1);
+out:
+    free(img);
+    return rc;
+}
+
+/* What the boot loader finds in the active slot: a valid image, or nothing it can run. */
+static void modem_read_image(struct modem *m)
+{
+    const struct model_part *sys = model_part(m->model, "system");
+    uint32_t off = fota_active_offset(m);
+
+    m->fw_ok = sys && fw_image_parse(flash_data(&m->flash) + off, sys->size, true, &m->fw) == 0;
 }
 
 static int modem_mount(struct modem *m)
@@ -249,6 +368,7 @@ static void modem_settings_defaults(struct modem *m)
 
 int modem_power_on(struct modem *m)
 {
+    enum fota_boot how = FOTA_BOOT_NORMAL;
     int rc;
 
     if (m->power != MODEM_OFF)
@@ -263,6 +383,16 @@ int modem_power_on(struct modem *m)
     }
     flash_set_cut_cb(&m->flash, NULL, NULL);
     modem_settings_defaults(m);
+    m->fw_ok = false;
+    if (m->storage_ok) {
+        rc = modem_provision(m);
+        if (rc && rc != -ECANCELED)
+            fprintf(stderr, "modtwin: module %d: factory image: %s\n", m->index, strerror(-rc));
+        how = fota_boot(&m->fota);
+    }
+    modem_read_image(m);
+    if (how == FOTA_BOOT_NORMAL && !m->fw_ok)
+        how = FOTA_BOOT_BRICKED; /* nothing valid to run: the boot loader stops here */
     for (unsigned i = 0; i < m->nports; i++) {
         struct modem_port *p = &m->ports[i];
         if (!p->pty_open) {
@@ -276,9 +406,23 @@ int modem_power_on(struct modem *m)
         modem_port_start(m, p);
     }
     m->boots++;
-    m->power = MODEM_BOOTING;
-    modem_event_state(m, "booting");
-    vtimer_start(&m->boot_timer, m->clock, m->model->boot_seconds, modem_booted, m);
+    switch (how) {
+    case FOTA_BOOT_BRICKED:
+        m->power = MODEM_BRICKED;
+        modem_event_state(m, "bricked");
+        break;
+    case FOTA_BOOT_UPGRADE:
+        m->power = MODEM_UPGRADE;
+        modem_event_state(m, "upgrade");
+        vtimer_start(&m->boot_timer, m->clock, m->model->boot_seconds, modem_upgrade_started, m);
+        break;
+    case FOTA_BOOT_NORMAL:
+        m->power = MODEM_BOOTING;
+        modem_event_state(m, "booting");
+        vtimer_start(&m->boot_timer, m->clock, m->model->boot_seconds, modem_booted, m);
+        break;
+    }
+    modem_flash_event(m);
     return 0;
 }
 
@@ -286,6 +430,7 @@ int modem_power_on(struct modem *m)
 static void modem_teardown(struct modem *m)
 {
     vtimer_stop(&m->boot_timer);
+    fota_stop(&m->fota);
     for (unsigned i = 0; i < m->nports; i++) {
         struct modem_port *p = &m->ports[i];
         modem_port_stop(p);
@@ -330,6 +475,7 @@ static void modem_stop(struct modem *m, double restore_after)
     m->power = MODEM_DEAD;
     m->restore_after = restore_after;
     vtimer_stop(&m->boot_timer);
+    vtimer_stop(&m->fota.tick);
     if (!ev_is_active(&m->reap))
         ev_idle_start(m->loop, &m->reap);
 }
@@ -419,6 +565,8 @@ int modem_init(struct modem *m, const struct model *model, int index, const char
     strcpy(m->dir, dir);
     model_imei(model, index, m->imei);
     radio_defaults(&m->radio, model->act, model->ip);
+    fota_init(&m->fota, m);
+    m->policy = model->policy;
     m->radio.changed = modem_radio_changed;
     m->radio.ctx = m;
     ev_idle_init(&m->reap, modem_reap_cb);

@@ -4,7 +4,9 @@
  * volatile settings. A fleet is many of these on one libev loop; nothing is shared but the loop
  * and the virtual clock.
  *
- * Power: OFF -> (power_on) BOOTING -> (boot lines) ON -> (off | cut) -> OFF. A cut marks the
+ * Power: OFF -> (power_on) BOOTING -> (boot lines) ON -> (off | cut) -> OFF; a power-on that
+ * finds an update to apply goes to UPGRADE instead (no boot lines, the host is not heard, the
+ * apply runs, then a restart), one that finds a broken image to BRICKED. A cut marks the
  * module dead at once (flash refuses writes, ports go silent) and releases its RAM state at the
  * next loop turn without writing anything; the next power-on rebuilds it from the state dir.
  */
@@ -17,6 +19,8 @@
 #include <stdint.h>
 
 #include "firmware/at_engine.h"
+#include "firmware/fota.h"
+#include "firmware/fw_image.h"
 #include "firmware/model.h"
 #include "hal/pty.h"
 #include "hal/radio.h"
@@ -28,9 +32,16 @@
 #define MODEM_MAX_PORTS 2
 #define MODEM_MAX_CIDS 16
 
-enum modem_power { MODEM_OFF, MODEM_BOOTING, MODEM_ON, MODEM_DEAD };
+enum modem_power { MODEM_OFF, MODEM_BOOTING, MODEM_ON, MODEM_DEAD, MODEM_UPGRADE, MODEM_BRICKED };
 
-enum modem_event_kind { MODEM_EV_URC, MODEM_EV_RX, MODEM_EV_TX, MODEM_EV_STATE, MODEM_EV_FLASH };
+enum modem_event_kind {
+    MODEM_EV_URC,
+    MODEM_EV_RX,
+    MODEM_EV_TX,
+    MODEM_EV_STATE,
+    MODEM_EV_FLASH,
+    MODEM_EV_FOTA, /* data: the engine event as text ("apply 37", "refused: ...") */
+};
 
 /* An event for the control API stream and the trace file; data is valid during the call. */
 struct modem_event {
@@ -38,7 +49,7 @@ struct modem_event {
     int port;         /* index into ports[], or -1 */
     const void *data; /* URC text, or raw bytes */
     size_t len;
-    const char *state; /* MODEM_EV_STATE: "booting", "on", "off", "cut" */
+    const char *state; /* MODEM_EV_STATE: "booting", "on", "off", "cut", "upgrade", "bricked" */
 };
 
 struct modem;
@@ -78,6 +89,11 @@ struct modem {
     struct ufs ufs;
     bool storage_ok;
     struct radio radio;
+    struct fota fota;
+    struct fw_image_info fw; /* the running image (valid when fw_ok) */
+    bool fw_ok;
+    enum fota_policy policy;      /* what a cut during an apply leaves */
+    char image_path[PATH_MAX];    /* --image: what a new state dir is provisioned with */
     struct vtimer boot_timer;
     struct vtimer restore_timer;
     ev_idle reap; /* releases a dead module's RAM state at the next loop turn */
@@ -148,6 +164,9 @@ void modem_urc(struct modem *m, const char *fmt, ...) __attribute__((format(prin
  * control API's file push) calls it after its burst.
  */
 void modem_flash_event(struct modem *m);
+
+/* Emits a FOTA engine event for the control API and the trace. */
+void modem_fota_event(struct modem *m, const struct fota_event *ev);
 
 /* Emits a state event. */
 void modem_event_state(struct modem *m, const char *state);

@@ -53,7 +53,7 @@ struct ctl_buf {
 /* Event names on the wire, indexed by enum modem_event_kind (also the subscription bits). */
 static const char *const ctl_event_names[] = {
     [MODEM_EV_URC] = "urc",     [MODEM_EV_RX] = "rx",       [MODEM_EV_TX] = "tx",
-    [MODEM_EV_STATE] = "state", [MODEM_EV_FLASH] = "flash",
+    [MODEM_EV_STATE] = "state", [MODEM_EV_FLASH] = "flash",     [MODEM_EV_FOTA] = "fota",
 };
 
 const char *ctl_event_name(unsigned kind)
@@ -527,6 +527,7 @@ static void ctl_event_render(struct ctl_buf *b, double t, const struct modem *m,
     ctl_buf_printf(b, ",\"t\":%.6f", t);
     switch (ev->kind) {
     case MODEM_EV_URC:
+    case MODEM_EV_FOTA:
         ctl_buf_put(b, ",\"text\":", 8);
         ctl_buf_bytes(b, ev->data, ev->data ? ev->len : 0);
         break;

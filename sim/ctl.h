@@ -18,7 +18,7 @@
 #define CTL_CLIENTS_MAX 64         /* further connections are closed at once */
 
 /* Event kinds a client can subscribe to: bit (1u << enum modem_event_kind). */
-#define CTL_EV_ALL 0x1fu
+#define CTL_EV_ALL 0x3fu
 
 struct fleet;
 struct modem;

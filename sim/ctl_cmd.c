@@ -50,6 +50,7 @@ struct ctl_cmd_args {
     unsigned char *data; /* push: decoded bytes (heap, freed by the engine) */
     size_t data_len;
     bool append;
+    bool now; /* fota: apply at once (else after a reboot) */
     uint64_t offset, length;
     bool has_length;
 };
@@ -314,6 +315,16 @@ static int ctl_cmd_status(struct ctl_cmd_call *x, struct modem *m, cJSON **out)
     cJSON_AddNumberToObject(o, "reg", modem_reg_state(m));
     cJSON_AddBoolToObject(o, "sim", m->radio.sim_present);
     cJSON_AddItemToObject(o, "flash", ctl_cmd_flash_json(m));
+    {
+        cJSON *fo = cJSON_AddObjectToObject(o, "fota");
+        if (fo) {
+            cJSON_AddStringToObject(fo, "state", fota_state_name(m->fota.state));
+            cJSON_AddStringToObject(fo, "policy", fota_policy_name(m->policy));
+            cJSON_AddNumberToObject(fo, "outcome", m->fota.outcome);
+            cJSON_AddStringToObject(fo, "outcome_text", pkg_err_name(m->fota.outcome));
+            cJSON_AddNumberToObject(fo, "progress", m->fota.pct);
+        }
+    }
     cJSON_AddNumberToObject(o, "t", vclock_now(&x->f->clock));
     cJSON_AddNumberToObject(o, "speed", x->f->clock.speed);
     return 0;
@@ -724,16 +735,12 @@ out:
     return rc;
 }
 
-static int ctl_cmd_pull_parse(const cJSON *args, struct ctl_cmd_args *a, struct ctl_err *e)
+/* offset and length of a read (pull, image). */
+static int ctl_cmd_pull_parse_range(const cJSON *args, struct ctl_cmd_args *a, struct ctl_err *e)
 {
     double v = 0;
     int rc;
 
-    rc = ctl_cmd_str(args, "name", UFS_NAME_MAX, false, &a->name, e);
-    if (rc == 0)
-        return ctl_cmd_fail(e, "args.name", "required: a file name of 1..%d bytes", UFS_NAME_MAX);
-    if (rc < 0)
-        return rc;
     if (ctl_cmd_int(args, "offset", 0, CTL_CMD_MAX_OP, -1, &v, e) < 0)
         return -EINVAL;
     a->offset = (uint64_t)v;
@@ -743,6 +750,17 @@ static int ctl_cmd_pull_parse(const cJSON *args, struct ctl_cmd_args *a, struct 
     a->has_length = rc == 1;
     a->length = (uint64_t)v;
     return 0;
+}
+
+static int ctl_cmd_pull_parse(const cJSON *args, struct ctl_cmd_args *a, struct ctl_err *e)
+{
+    int rc = ctl_cmd_str(args, "name", UFS_NAME_MAX, false, &a->name, e);
+
+    if (rc == 0)
+        return ctl_cmd_fail(e, "args.name", "required: a file name of 1..%d bytes", UFS_NAME_MAX);
+    if (rc < 0)
+        return rc;
+    return ctl_cmd_pull_parse_range(args, a, e);
 }
 
 /* Reads committed content only (what a power cut now would leave), so a file the firmware is
@@ -803,12 +821,103 @@ out:
     return rc;
 }
 
+/* ---- firmware: the running image, update jobs ------------------------------------------------- */
+
+static int ctl_cmd_fota_parse(const cJSON *args, struct ctl_cmd_args *a, struct ctl_err *e)
+{
+    int rc = ctl_cmd_str(args, "file", UFS_NAME_MAX, false, &a->name, e);
+
+    if (rc == 0)
+        return ctl_cmd_fail(e, "args.file", "required: the package's file name in UFS");
+    if (rc < 0)
+        return rc;
+    a->now = true;
+    return ctl_cmd_bool(args, "now", &a->now, e) < 0 ? -EINVAL : 0;
+}
+
+/* Starts an update job on a package already in UFS, as a platform-triggered update would. */
+static int ctl_cmd_fota(struct ctl_cmd_call *x, struct modem *m, cJSON **out)
+{
+    int rc = fota_start(&m->fota, x->a.name, x->a.now);
+
+    switch (rc) {
+    case 0:
+        break;
+    case -ENODEV:
+        return ctl_cmd_fail(x->e, "module", "module is not on");
+    case -EBUSY:
+        return ctl_cmd_fail(x->e, "args.file", "an update job is running (state %s)",
+                            fota_state_name(m->fota.state));
+    case -ENOENT:
+        return ctl_cmd_fail(x->e, "args.file", "no such file");
+    case -ECANCELED:
+        return ctl_cmd_fail(x->e, "module", "power was cut during the operation");
+    default:
+        return ctl_cmd_fail(x->e, "args.file", "cannot start: %s", strerror(-rc));
+    }
+    *out = cJSON_CreateObject();
+    if (!*out)
+        return -ENOMEM;
+    cJSON_AddStringToObject(*out, "state", fota_state_name(m->fota.state));
+    return 0;
+}
+
+/* The running image: its header, and with `length` its bytes (base64) from `offset`. */
+static int ctl_cmd_image(struct ctl_cmd_call *x, struct modem *m, cJSON **out)
+{
+    const struct ctl_cmd_args *a = &x->a;
+    const struct model_part *sys = model_part(m->model, "system");
+    const uint8_t *src;
+    unsigned char *b64 = NULL;
+    uint64_t size, len;
+    size_t olen = 0;
+    char hex[65];
+    cJSON *o;
+
+    if (!m->flash_open || !sys || m->power == MODEM_DEAD)
+        return ctl_cmd_off(x->e);
+    size = m->fw_ok ? fw_image_size(&m->fw) : sys->size;
+    if (a->offset > size)
+        return ctl_cmd_fail(x->e, "args.offset", "beyond the end of the image (%llu bytes)",
+                            (unsigned long long)size);
+    o = *out = cJSON_CreateObject();
+    if (!o)
+        return -ENOMEM;
+    cJSON_AddBoolToObject(o, "valid", m->fw_ok);
+    cJSON_AddNumberToObject(o, "offset", fota_active_offset(m));
+    cJSON_AddNumberToObject(o, "size", (double)size);
+    if (m->fw_ok) {
+        for (int i = 0; i < 32; i++)
+            snprintf(hex + 2 * i, 3, "%02x", m->fw.body_sha256[i]);
+        cJSON_AddStringToObject(o, "revision", m->fw.revision);
+        cJSON_AddStringToObject(o, "project", m->fw.project);
+        cJSON_AddStringToObject(o, "baseline", m->fw.baseline);
+        cJSON_AddStringToObject(o, "body_sha256", hex);
+    }
+    if (!a->has_length)
+        return 0;
+    len = size - a->offset < a->length ? size - a->offset : a->length;
+    src = flash_data(&m->flash) + fota_active_offset(m) + a->offset;
+    mbedtls_base64_encode(NULL, 0, &olen, src, (size_t)len);
+    b64 = malloc(olen + 1);
+    if (!b64 || mbedtls_base64_encode(b64, olen + 1, &olen, src, (size_t)len)) {
+        free(b64);
+        return -ENOMEM;
+    }
+    b64[olen] = 0;
+    cJSON_AddStringToObject(o, "data", (const char *)b64);
+    free(b64);
+    return 0;
+}
+
 /* ---- the table and the engine ---------------------------------------------------------------- */
 
 /* Accepted argument names per command: anything else is an error naming it. */
 static const char *const ctl_cmd_no_args[] = {NULL};
 static const char *const ctl_cmd_cut_at_args[] = {"op", "fault", "seed", "restore", NULL};
 static const char *const ctl_cmd_events_args[] = {"kinds", NULL};
+static const char *const ctl_cmd_fota_args[] = {"file", "now", NULL};
+static const char *const ctl_cmd_image_args[] = {"offset", "length", NULL};
 static const char *const ctl_cmd_network_args[] = {"reg",  "rssi", "ber", "rsrq",
                                                    "rsrp", "oper", "ip",  NULL};
 static const char *const ctl_cmd_power_args[] = {"action", "restore", NULL};
@@ -823,6 +932,8 @@ static const struct ctl_cmd_def ctl_cmd_table[] = {
     {"events", ctl_cmd_events_args, false, ctl_cmd_events_parse, ctl_cmd_events},
     {"files", ctl_cmd_no_args, true, NULL, ctl_cmd_files},
     {"flash", ctl_cmd_no_args, true, NULL, ctl_cmd_flash},
+    {"fota", ctl_cmd_fota_args, true, ctl_cmd_fota_parse, ctl_cmd_fota},
+    {"image", ctl_cmd_image_args, true, ctl_cmd_pull_parse_range, ctl_cmd_image},
     {"network", ctl_cmd_network_args, true, ctl_cmd_network_parse, ctl_cmd_network},
     {"power", ctl_cmd_power_args, true, ctl_cmd_power_parse, ctl_cmd_power},
     {"pull", ctl_cmd_pull_args, true, ctl_cmd_pull_parse, ctl_cmd_pull},

@@ -73,7 +73,7 @@ static void fleet_event(void *ctx, struct modem *m, const struct modem_event *ev
     struct fleet *f = ctx;
 
     if (f->trace) {
-        static const char *const kinds[] = {"urc", "rx", "tx", "state", "flash"};
+        static const char *const kinds[] = {"urc", "rx", "tx", "state", "flash", "fota"};
         const char *port = ev->port >= 0 ? m->ports[ev->port].kind : "-";
         fprintf(f->trace, "%.6f m%d %s %s ", vclock_now(&f->clock), m->index, port,
                 kinds[ev->kind]);
@@ -178,6 +178,10 @@ int fleet_init(struct fleet *f, struct ev_loop *loop, const struct fleet_opts *o
             return rc;
         f->modems[i].on_event = fleet_event;
         f->modems[i].event_ctx = f;
+        if (o->policy >= 0)
+            f->modems[i].policy = (enum fota_policy)o->policy;
+        if (o->image)
+            snprintf(f->modems[i].image_path, sizeof(f->modems[i].image_path), "%s", o->image);
     }
     if ((size_t)snprintf(f->control, sizeof(f->control), "%s",
                          o->control ? o->control : "") >= sizeof(f->control))

@@ -23,6 +23,8 @@ struct fleet_opts {
     const char *control;   /* NULL: <state-dir>/control.sock */
     const char *trace;     /* NULL: no trace */
     double speed;          /* 0 = max */
+    const char *image;     /* NULL: a new state dir boots the model's factory image */
+    int policy;            /* enum fota_policy, or -1 for the model's */
 };
 
 struct fleet {

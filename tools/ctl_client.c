@@ -274,7 +274,7 @@ static int ctl_client_opt(int argc, char **argv, const char *shortopts,
 static const struct option ctl_client_help_only[] = {{"help", no_argument, NULL, 'h'},
                                                      {NULL, 0, NULL, 0}};
 
-/* status, files, flash: no arguments. */
+/* status, files, flash, image: no arguments. */
 /* The server checks the numbers and names; here only the shape of the command line. */
 static int ctl_client_simple(struct ctl_client_conn *k, const struct ctl_client_opts *o, int argc,
                              char **argv)
@@ -305,6 +305,35 @@ static int ctl_client_power(struct ctl_client_conn *k, const struct ctl_client_o
     }
     cJSON_AddStringToObject(args, "action", argv[optind]);
     return ctl_client_finish(o, ctl_client_call(k, o, "power", args));
+}
+
+/* fota FILE [--after-reboot]: start an update job on a package already in UFS. */
+static int ctl_client_fota(struct ctl_client_conn *k, const struct ctl_client_opts *o, int argc,
+                           char **argv)
+{
+    static const struct option lo[] = {{"after-reboot", no_argument, NULL, 'a'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+    cJSON *args = cJSON_CreateObject();
+    bool now = true;
+    int c, rc = 0;
+
+    while (!rc && (c = ctl_client_opt(argc, argv, "a", lo)) != -1) {
+        if (c == 'a')
+            now = false;
+        else
+            rc = 2;
+    }
+    if (!rc && optind != argc - 1)
+        rc = ctl_client_bad("fota", "expected one UFS file name, got",
+                            optind < argc ? argv[argc - 1] : "");
+    if (rc) {
+        cJSON_Delete(args);
+        return rc;
+    }
+    cJSON_AddStringToObject(args, "file", argv[optind]);
+    cJSON_AddBoolToObject(args, "now", now);
+    return ctl_client_finish(o, ctl_client_call(k, o, "fota", args));
 }
 
 /* cut-at OP [--fault F] [--seed N] [--restore S] -> cut_at. */
@@ -684,6 +713,11 @@ static const struct ctl_client_sub ctl_client_subs[] = {
      ctl_client_push},
     {"pull", "pull NAME LOCAL", "copy a UFS file to a local file (- = stdout)", ctl_client_pull},
     {"files", "files", "list the UFS files with free and total bytes", ctl_client_simple},
+    {"fota", "fota FILE [--after-reboot]",
+     "start a firmware update from a package in UFS (at once, or after a reboot)",
+     ctl_client_fota},
+    {"image", "image", "the running firmware image: revision, project, baseline, digest",
+     ctl_client_simple},
     {"flash", "flash", "the flash counters (ops, progs, erases, violations, max_wear)",
      ctl_client_simple},
     {"raw", "raw 'JSON'", "send one request as typed; prints the whole reply", ctl_client_raw},

@@ -3,6 +3,8 @@
  *   modtwin [run] [options]   start module(s) on PTYs (the default: one EC200A-CN)
  *   modtwin ctl ...           talk to a running instance's control socket
  *   modtwin models            list the models and the commands each implements
+ *   modtwin image ...         make firmware images (fresh, derived, a model's factory image)
+ *   modtwin pack ...          make, inspect and apply update packages
  * Exit codes: 0 ok, 1 failure, 2 usage.
  */
 #include <errno.h>
@@ -11,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "firmware/fota.h"
+#include "firmware/fw_image.h"
 #include "firmware/model.h"
 #include "sim/fleet.h"
 #include "tools/cli.h"
@@ -30,6 +34,11 @@ static void run_usage(FILE *out)
             "  -s, --speed F|max     virtual clock speed (default 1 = real time)\n"
             "  -t, --trace FILE      timestamped AT traffic and events, one line each\n"
             "      --off             start powered off (power on through the control API)\n"
+            "  -i, --image FILE      firmware image a new state dir is provisioned with\n"
+            "                        (default: the model's factory image, see modtwin image)\n"
+            "  -p, --powerloss-policy resume|rollback|brick\n"
+            "                        what a power cut during a firmware apply leaves\n"
+            "                        (default: the model's, see docs/models.md)\n"
             "  -h, --help            this text\n");
 }
 
@@ -40,9 +49,14 @@ static int cmd_run(int argc, char **argv)
         {"state-dir", required_argument, NULL, 'd'}, {"link", required_argument, NULL, 'l'},
         {"control", required_argument, NULL, 'c'}, {"speed", required_argument, NULL, 's'},
         {"trace", required_argument, NULL, 't'},   {"off", no_argument, NULL, 'o'},
+        {"image", required_argument, NULL, 'i'},   {"powerloss-policy", required_argument, NULL, 'p'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
-    struct fleet_opts o = {.model = model_find("EC200A-CN"), .count = 1, .speed = 1};
+    struct fleet_opts o = {.model = model_find("EC200A-CN"), .count = 1, .speed = 1, .policy = -1};
+    struct fw_image_info info;
+    enum fota_policy policy;
+    uint8_t *img = NULL;
+    size_t img_len = 0;
     struct ev_loop *loop;
     struct fleet f;
     bool off = false;
@@ -50,7 +64,7 @@ static int cmd_run(int argc, char **argv)
     int c, rc;
 
     optind = 1;
-    while ((c = getopt_long(argc, argv, "m:n:d:l:c:s:t:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:n:d:l:c:s:t:i:p:h", opts, NULL)) != -1) {
         switch (c) {
         case 'm':
             o.model = model_find(optarg);
@@ -88,6 +102,17 @@ static int cmd_run(int argc, char **argv)
         case 'o':
             off = true;
             break;
+        case 'i':
+            o.image = optarg;
+            break;
+        case 'p':
+            if (fota_policy_parse(optarg, &policy)) {
+                fprintf(stderr, "modtwin: --powerloss-policy '%s': expected resume, rollback "
+                                "or brick\n", optarg);
+                return 2;
+            }
+            o.policy = (int)policy;
+            break;
         case 'h':
             run_usage(stdout);
             return 0;
@@ -99,6 +124,19 @@ static int cmd_run(int argc, char **argv)
     if (optind < argc) {
         fprintf(stderr, "modtwin: unexpected argument '%s'\n", argv[optind]);
         return 2;
+    }
+    if (o.image) {
+        const struct model_part *sys = model_part(o.model, "system");
+        int rc2 = cli_read_file(o.image, &img, &img_len);
+        if (rc2 || fw_image_parse(img, img_len, true, &info) || !sys || img_len > sys->size) {
+            fprintf(stderr, "modtwin: --image '%s': %s\n", o.image,
+                    rc2 ? strerror(-rc2)
+                        : img_len > (sys ? sys->size : 0) ? "larger than the system partition"
+                                                          : "not a valid firmware image");
+            free(img);
+            return 2;
+        }
+        free(img);
     }
     loop = ev_default_loop(EVFLAG_AUTO);
     rc = fleet_init(&f, loop, &o);
@@ -152,6 +190,9 @@ static void usage(FILE *out)
                  "       modtwin ctl ...           control a running instance (modtwin ctl "
                  "--help)\n"
                  "       modtwin models            list the models\n"
+                 "       modtwin image ...         make firmware images (modtwin image --help)\n"
+                 "       modtwin pack ...          make, inspect, apply packages (modtwin pack "
+                 "--help)\n"
                  "       modtwin --version\n");
 }
 
@@ -174,6 +215,10 @@ int main(int argc, char **argv)
         return ctl_client_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "models") == 0)
         return cmd_models(argc - 1, argv + 1);
+    if (strcmp(argv[1], "image") == 0)
+        return image_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "pack") == 0)
+        return pack_main(argc - 1, argv + 1);
     fprintf(stderr, "modtwin: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;
