@@ -29,11 +29,15 @@
 
 #define UNIT       4096u
 #define NV_SIZE    (4 * UNIT)
+#define SYS_SIZE   (8 * UNIT)
 #define FLASH_SIZE (64 * UNIT)
 
+/* nv, ufs, then a system slot and its staging area at the end (the factory image goes there). */
 static const struct model_part test_parts[] = {
     {"nv", 0, NV_SIZE},
-    {"ufs", NV_SIZE, FLASH_SIZE - NV_SIZE},
+    {"ufs", NV_SIZE, FLASH_SIZE - NV_SIZE - 2 * SYS_SIZE},
+    {"system", FLASH_SIZE - 2 * SYS_SIZE, SYS_SIZE},
+    {"backup", FLASH_SIZE - SYS_SIZE, SYS_SIZE},
 };
 static const enum model_boot test_boot[] = {MODEL_BOOT_END};
 
@@ -44,20 +48,26 @@ static const struct model test_model = {
     .manufacturer = "Test",
     .product = "T1",
     .revision = "T1R01A01",
+    .project = "T1",
+    .baseline = "T1R01",
+    .image_size = 16384,
     .imei = "866123045678901",
     .ip = "10.0.0.1",
     .act = 7,
     .geom = {FLASH_SIZE, UNIT, 256},
     .parts = test_parts,
-    .nparts = 2,
+    .nparts = 4,
     .nports = 1,
     .boot = test_boot,
     .boot_seconds = 1.0,
     .cmee_default = 1,
+    .topo = FOTA_TOPO_STAGING,
+    .apply_step_seconds = 0.01,
 };
 
 struct harness {
     struct fleet f;
+    struct pty_hub hub;
     struct modem m[2];
     char dir[64];
     char sock[100];
@@ -98,6 +108,8 @@ static void h_module(struct harness *h, int i, bool on)
     memset(m, 0, sizeof(*m));
     m->model = &test_model;
     m->loop = h->f.loop;
+    m->hub = &h->hub;
+    fota_init(&m->fota, m);
     m->clock = &h->f.clock;
     m->index = i;
     m->restore_after = -1;
@@ -119,6 +131,11 @@ static void h_module(struct harness *h, int i, bool on)
     m->storage_ok = true;
     m->power = MODEM_ON;
     m->boots = 1;
+    /* What a boot would have read from the system slot. */
+    snprintf(m->fw.revision, sizeof(m->fw.revision), "%s", test_model.revision);
+    snprintf(m->fw.project, sizeof(m->fw.project), "%s", test_model.project);
+    snprintf(m->fw.baseline, sizeof(m->fw.baseline), "%s", test_model.baseline);
+    m->fw_ok = true;
 }
 
 static int h_setup(void **state)
@@ -137,6 +154,7 @@ static int h_setup(void **state)
     h->f.loop = ev_loop_new(0);
     assert_non_null(h->f.loop);
     vclock_init(&h->f.clock, h->f.loop, 1);
+    assert_int_equal(pty_hub_init(&h->hub, h->f.loop), 0);
     h->f.model = &test_model;
     h->f.modems = h->m;
     h->f.count = 2;
@@ -161,6 +179,10 @@ static int h_teardown(void **state)
             ev_idle_stop(h->f.loop, &m->reap);
         vtimer_stop(&m->boot_timer);
         vtimer_stop(&m->restore_timer);
+        fota_stop(&m->fota);
+        for (unsigned j = 0; j < m->nports; j++)
+            if (m->ports[j].pty_open)
+                pty_close(&m->ports[j].pty);
         m->storage_ok = m->storage_ok && (ufs_unmount(&m->ufs), nv_unmount(&m->nv), false);
         if (m->flash_open)
             flash_close(&m->flash);
@@ -173,6 +195,7 @@ static int h_teardown(void **state)
     }
     unlink(h->sock);
     rmdir(h->dir);
+    pty_hub_free(&h->hub);
     ev_loop_destroy(h->f.loop);
     free(h);
     return 0;
@@ -657,7 +680,7 @@ static void test_events_cmd(void **state)
     h_err(h, "{\"cmd\":\"events\",\"args\":{\"kinds\":[1]}}", "args.kinds", NULL);
     r = h_ok(h, "{\"cmd\":\"events\"}");
     sub = cJSON_GetObjectItem(h_result(r), "subscribed");
-    assert_int_equal(cJSON_GetArraySize(sub), 5);
+    assert_int_equal(cJSON_GetArraySize(sub), 6); /* urc rx tx state flash fota */
     cJSON_Delete(r);
     r = h_ok(h, "{\"cmd\":\"events\",\"args\":{\"kinds\":[\"state\",\"urc\",\"state\"]}}");
     sub = cJSON_GetObjectItem(h_result(r), "subscribed");
