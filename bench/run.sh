@@ -4,3 +4,6 @@ B=${BUILDDIR:-build}
 set -e
 echo "== AT round trip, start-up, RSS (peer: a minimal raw PTY responder)"
 "$B/bench/bench_at" "$B/modtwin" 10000
+echo
+echo "== delta packages on 16 MiB image pairs (peers: bsdiff/bspatch, zstd --patch-from)"
+"$B/bench/bench_delta" 16

@@ -41,15 +41,17 @@ static const struct model_part ec200n_parts[] = {
     {"nv", KiB(256), KiB(128)},
     {"system", KiB(384), MiB(3)},
     {"mini", KiB(384) + MiB(3), MiB(1)},
-    {"ufs", KiB(384) + MiB(4), MiB(8) - KiB(384) - MiB(4)},
+    {"backup", KiB(384) + MiB(4), KiB(64)},
+    {"ufs", KiB(448) + MiB(4), MiB(8) - KiB(448) - MiB(4)},
 };
 
-/* NB-IoT: 4 MB, the delta lands in a FOTA area beside the image. */
+/* NB-IoT: 4 MB; the image is built in backup and restored, the delta lands in the FOTA area. */
 static const struct model_part bc260y_parts[] = {
     {"boot", 0, KiB(128)},
     {"nv", KiB(128), KiB(64)},
-    {"system", KiB(192), MiB(2)},
-    {"ufs", KiB(192) + MiB(2), MiB(4) - KiB(192) - MiB(2)},
+    {"system", KiB(192), KiB(1536)},
+    {"backup", KiB(1728), KiB(1536)},
+    {"ufs", KiB(3264), MiB(4) - KiB(3264)},
 };
 
 #define PARTS(p) (p), sizeof(p) / sizeof((p)[0])
@@ -103,7 +105,7 @@ static const struct model model_table[] = {
         .boot_seconds = 3.0,
         .off_line = "POWERED DOWN",
         .cmee_default = 1,
-        .topo = FOTA_TOPO_STAGING,
+        .topo = FOTA_TOPO_INPLACE,
         .policy = FOTA_POLICY_RESUME,
         .apply_step_seconds = 0.05,
         .tables = TABLES(quectel_tables),

@@ -184,3 +184,16 @@ def test_and_w_and_z(module):
     assert at(s, "AT+CMEE?") == b"\r\n+CMEE: 2\r\n\r\nOK\r\n"
     assert at(s, "AT&F") == b"\r\nOK\r\n"
     assert at(s, "AT") == b"AT\r\r\nOK\r\n"
+
+
+def test_cme_codes_from_real_causes(module):
+    s = module.ser
+    at(s, "ATE0;+CMEE=2")
+    # the card asks for no PIN: entering one is not allowed
+    assert at(s, 'AT+CPIN="1234"') == b"\r\n+CME ERROR: operation not allowed\r\n"
+    # 27.007 defines AT+CGSN=2 (IMEISV) and 3 (SVN); this module reports only the IMEI
+    assert at(s, "AT+CGSN=2") == b"\r\n+CME ERROR: operation not supported\r\n"
+    assert at(s, "AT+COPS=1") == b"\r\n+CME ERROR: operation not supported\r\n"
+    at(s, "AT+CMEE=1")
+    assert at(s, 'AT+CGDCONT=3,"IP","' + "x" * 64 + '"') == b"\r\n+CME ERROR: 24\r\n"
+    assert at(s, 'AT+CGDCONT=3,"PPP"') == b"\r\n+CME ERROR: 50\r\n"

@@ -185,3 +185,33 @@ def test_cut_during_apply_bricks(modtwin, images):
     assert s.read(10) == b"" or True
     m.ctl.ok("power", action="cut", restore=0)
     m.wait_state("bricked")
+
+
+@pytest.mark.parametrize("model,newrev,inplace", [
+    ("EC200N-CN", "EC200NCNLAR03A02M08", True),   # in place, one-segment stash
+    ("BC260Y-CN", "BC260YCNAAR02A05", False),     # staging + restore
+])
+def test_update_other_models(modtwin, tmp_path, model, newrev, inplace):
+    a, b, p = tmp_path / "a.img", tmp_path / "b.img", tmp_path / "ab.pkg"
+    run("image", "--model", model, "-o", str(a))
+    run("image", "--from", str(a), "--revision", newrev, "--change", "3", "-o", str(b))
+    run("pack", "-q", "-l", "3", *(["--inplace"] if inplace else []), str(a), str(b), "-o", str(p))
+    m = modtwin(model=model)
+    m.wait_state("on")
+    push(m, "ab.pkg", p)
+    # a cut in the middle of the apply: the next boot finishes it
+    m.ctl.ok("cut_at", op=1500, fault="torn-erase", seed=5, restore=0)
+    m.ctl.ok("fota", file="ab.pkg")
+    st = wait_idle(m)
+    assert st["revision"] == newrev and st["fota"]["outcome"] == 0
+    img = m.ctl.ok("image", offset=0, length=1 << 30)
+    assert base64.b64decode(img["data"]) == b.read_bytes()
+    if inplace:
+        # a normal delta cannot be applied in place: refused before anything is written
+        q = tmp_path / "ba.pkg"
+        run("pack", "-q", "-l", "3", str(b), str(a), "-o", str(q))
+        push(m, "ba.pkg", q)
+        m.ctl.ok("fota", file="ba.pkg")
+        st = wait_idle(m)
+        assert st["fota"]["outcome_text"] == "unknown package kind or flags"
+        assert st["revision"] == newrev
