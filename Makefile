@@ -90,7 +90,7 @@ asan:
 	$(MAKE) BUILDDIR=$(BUILDDIR)-asan CC=clang \
 	    CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	    LDFLAGS="-fsanitize=address,undefined" all $(UNIT_BINS:$(BUILDDIR)/%=$(BUILDDIR)-asan/%)
-	@BUILDDIR=$(BUILDDIR)-asan PYTHON=$(PYTHON) NO_FUZZ=1 \
+	@BUILDDIR=$(BUILDDIR)-asan PYTHON=$(PYTHON) NO_FUZZ=1 NO_LINT=1 \
 	    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    sh test/run.sh
 

@@ -8,7 +8,7 @@ PKGS="build-essential clang libclang-rt-14-dev pkg-config
 libev-dev libcurl4-openssl-dev libmbedtls-dev libcoap3-dev libcoap3-bin
 libzstd-dev libbz2-dev libdivsufsort-dev zlib1g-dev libcjson-dev libcmocka-dev
 python3 python3-pytest python3-serial python3-pyftpdlib python3-openssl
-nginx socat bsdiff zstd gammu picocom hyperfine procps"
+nginx socat bsdiff zstd gammu picocom hyperfine procps curl openssl"
 
 missing=""
 for p in $PKGS; do

@@ -84,9 +84,10 @@ def _find(name):
         (p for p in ("/usr/sbin/" + name, "/sbin/" + name) if os.access(p, os.X_OK)), None)
 
 
-def make_cert(directory, kind="rsa"):
-    """A self-signed certificate for localhost and 127.0.0.1 (SAN), RSA 2048 or EC P-256.
-    Returns (cert_path, key_path); skips when the openssl CLI is missing."""
+def make_cert(directory, kind="rsa", names=()):
+    """A self-signed certificate for localhost and 127.0.0.1 (SAN) plus any extra DNS names
+    (the documents' host names, for HTTPS through --map with verification on), RSA 2048 or EC
+    P-256. Returns (cert_path, key_path); skips when the openssl CLI is missing."""
     openssl = _find("openssl")
     if not openssl:
         pytest.skip("openssl CLI not installed (apt-get install openssl)")
@@ -97,7 +98,8 @@ def make_cert(directory, kind="rsa"):
         ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
     subprocess.run([openssl, "req", "-x509", *newkey, "-nodes", "-keyout", key, "-out", cert,
                     "-days", "30", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                    "-addext", "subjectAltName=" + ",".join(
+                       ["DNS:localhost", "IP:127.0.0.1"] + ["DNS:" + n for n in names])],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return cert, key
 
@@ -209,7 +211,6 @@ auth.add_anonymous(root)
 
 class Plain(FTPHandler):
     authorizer = auth
-    permit_foreign_addresses = False
 
 
 io = IOLoop()
@@ -325,7 +326,9 @@ def ftpd(tmp_path_factory, www, tls_cert):
 
 if __name__ == "__main__":
     # Manual use: python3 servers.py DIR  -> runs both servers until Ctrl-C, printing their URLs.
+    import signal
     import tempfile
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     base = sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp(prefix="modtwin-srv-")
     c, k = make_cert(os.path.join(base, "tls"))
     root = _Root(os.path.join(base, "www"))
