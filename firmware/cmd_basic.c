@@ -272,12 +272,8 @@ static int cmd_cfun(struct at_engine *e, const struct at_req *r, void *ctx)
         return AT_RES_SILENT;
     }
     m->cfun = (int)fun;
-    if (fun != 1)
-        m->attached = false;
+    /* Registration, attach and data follow from the new functionality (modem_radio_changed). */
     m->radio.changed(m->radio.ctx, &m->radio);
-    if (fun == 1)
-        m->attached = modem_reg_state(m) == RADIO_REG_HOME ||
-                      modem_reg_state(m) == RADIO_REG_ROAMING;
     return AT_RES_OK;
 }
 
@@ -334,8 +330,6 @@ void cmd_basic_reg_urcs(struct modem *m, int stat)
         reg_line(m, line, sizeof(line), "+CEREG", m->cereg_n, stat, true);
         modem_urc(m, "%s", line);
     }
-    if (stat != RADIO_REG_HOME && stat != RADIO_REG_ROAMING)
-        m->attached = false;
 }
 
 static int cmd_cops(struct at_engine *e, const struct at_req *r, void *ctx)
@@ -398,7 +392,9 @@ static int cmd_cgatt(struct at_engine *e, const struct at_req *r, void *ctx)
         return AT_CME_BAD_PARAM;
     if (v && stat != RADIO_REG_HOME && stat != RADIO_REG_ROAMING)
         return AT_CME_NO_NETWORK;
+    m->attach_wanted = v;
     m->attached = v;
+    modem_net_update(m);
     return AT_RES_OK;
 }
 

@@ -202,16 +202,39 @@ void modem_urc(struct modem *m, const char *fmt, ...)
             at_urc(&m->ports[i].at, "%s", text);
 }
 
+void modem_net_update(struct modem *m)
+{
+    int stat = modem_reg_state(m);
+    bool up = (stat == RADIO_REG_HOME || stat == RADIO_REG_ROAMING) && m->attached && !m->outage;
+
+    m->net.up = up;
+    xfer_env_changed(&m->xenv);
+}
+
+void modem_xfer_defaults(const struct modem *m, struct xfer_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->connect_timeout = 20;
+    o->low_speed_time = 20;
+    o->verify_peer = true;
+    o->ca_file = m->ca_file;
+}
+
 static void modem_radio_changed(void *ctx, const struct radio *r)
 {
     struct modem *m = ctx;
     int stat = modem_reg_state(m);
 
     (void)r;
-    if (m->power != MODEM_ON || stat == m->reg_seen)
+    /* LTE attaches with the registration (unless the host detached with AT+CGATT=0). */
+    m->attached = m->attach_wanted && (stat == RADIO_REG_HOME || stat == RADIO_REG_ROAMING);
+    if (m->power != MODEM_ON || stat == m->reg_seen) {
+        modem_net_update(m);
         return;
+    }
     m->reg_seen = stat;
     cmd_basic_reg_urcs(m, stat);
+    modem_net_update(m);
 }
 
 /* ---- power ------------------------------------------------------------------------------------ */
@@ -223,7 +246,9 @@ static void modem_booted(void *ctx)
 
     m->power = MODEM_ON;
     m->reg_seen = modem_reg_state(m);
+    m->attach_wanted = true;
     m->attached = m->reg_seen == RADIO_REG_HOME || m->reg_seen == RADIO_REG_ROAMING;
+    modem_net_update(m);
     modem_event_state(m, "on");
     for (const enum model_boot *b = m->model->boot; *b != MODEL_BOOT_END; b++) {
         if (*b == MODEL_BOOT_FOTA) {
@@ -431,6 +456,10 @@ static void modem_teardown(struct modem *m)
 {
     vtimer_stop(&m->boot_timer);
     fota_stop(&m->fota);
+    /* Transfers die with the power; the download's unsynced bytes are lost (ufs_abort). */
+    dl_cancel(&m->dl);
+    xfer_env_free(&m->xenv);
+    m->net.up = false;
     for (unsigned i = 0; i < m->nports; i++) {
         struct modem_port *p = &m->ports[i];
         modem_port_stop(p);
@@ -567,6 +596,8 @@ int modem_init(struct modem *m, const struct model *model, int index, const char
     radio_defaults(&m->radio, model->act, model->ip);
     fota_init(&m->fota, m);
     m->policy = model->policy;
+    m->xenv.loop = hub->loop;
+    m->xenv.net = &m->net;
     m->radio.changed = modem_radio_changed;
     m->radio.ctx = m;
     ev_idle_init(&m->reap, modem_reap_cb);

@@ -19,12 +19,14 @@
 #include <stdint.h>
 
 #include "firmware/at_engine.h"
+#include "firmware/dl.h"
 #include "firmware/fota.h"
 #include "firmware/fw_image.h"
 #include "firmware/model.h"
 #include "hal/pty.h"
 #include "hal/radio.h"
 #include "hal/vclock.h"
+#include "protocols/xfer.h"
 #include "storage/flash.h"
 #include "storage/nv.h"
 #include "storage/ufs.h"
@@ -89,6 +91,13 @@ struct modem {
     struct ufs ufs;
     bool storage_ok;
     struct radio radio;
+    /* transfers: the world's conditions, the shared address map, the download job */
+    struct xfer_net net;       /* up is derived (modem_net_update); the rest the world sets */
+    bool outage;               /* the world: registered, but no data flows */
+    const struct xfer_map *map;
+    const char *ca_file;       /* --ca: the trust store for HTTPS / FTPS, or NULL */
+    struct xfer_env xenv;
+    struct dl dl;
     struct fota fota;
     struct fw_image_info fw; /* the running image (valid when fw_ok) */
     bool fw_ok;
@@ -108,7 +117,8 @@ struct modem {
     char cscs[8];
     long ipr;
     int ifc_rx, ifc_tx;
-    bool attached;
+    bool attached;      /* +CGATT: attached to the packet domain */
+    bool attach_wanted; /* cleared by AT+CGATT=0: LTE attaches on registration otherwise */
     struct modem_pdp pdp[MODEM_MAX_CIDS];
     modem_event_fn *on_event;
     void *event_ctx;
@@ -164,6 +174,15 @@ void modem_urc(struct modem *m, const char *fmt, ...) __attribute__((format(prin
  * control API's file push) calls it after its burst.
  */
 void modem_flash_event(struct modem *m);
+
+/*
+ * Recomputes whether data can flow (registered, attached, no outage) and tells running
+ * transfers about any change of the world's conditions.
+ */
+void modem_net_update(struct modem *m);
+
+/* The transfer options a module uses unless a family says otherwise (time-outs, trust store). */
+void modem_xfer_defaults(const struct modem *m, struct xfer_opts *o);
 
 /* Emits a FOTA engine event for the control API and the trace. */
 void modem_fota_event(struct modem *m, const struct fota_event *ev);

@@ -51,6 +51,12 @@ struct ctl_cmd_args {
     size_t data_len;
     bool append;
     bool now; /* fota: apply at once (else after a reboot) */
+    /* network: the world's transfer conditions (bit i of world_set = field given) */
+    unsigned world_set;
+    bool outage, dns_fail, refuse, stall;
+    double rate, latency, cut_after;
+    const char *url; /* download */
+    bool resume;
     uint64_t offset, length;
     bool has_length;
 };
@@ -325,6 +331,20 @@ static int ctl_cmd_status(struct ctl_cmd_call *x, struct modem *m, cJSON **out)
             cJSON_AddNumberToObject(fo, "progress", m->fota.pct);
         }
     }
+    {
+        static const char *const dl_states[] = {"idle", "running", "done", "failed"};
+        struct dl_status ds;
+        cJSON *d = cJSON_AddObjectToObject(o, "download");
+
+        dl_status(&m->dl, &ds);
+        if (d) {
+            cJSON_AddStringToObject(d, "state", dl_states[ds.state]);
+            cJSON_AddNumberToObject(d, "got", (double)ds.got);
+            cJSON_AddNumberToObject(d, "total", (double)ds.total);
+            cJSON_AddStringToObject(d, "error", xfer_err_name(ds.err));
+            cJSON_AddNumberToObject(d, "detail", ds.detail);
+        }
+    }
     cJSON_AddNumberToObject(o, "t", vclock_now(&x->f->clock));
     cJSON_AddNumberToObject(o, "speed", x->f->clock.speed);
     return 0;
@@ -500,6 +520,29 @@ static int ctl_cmd_network_parse(const cJSON *args, struct ctl_cmd_args *a, stru
         return rc;
     if (a->ip && inet_pton(AF_INET, a->ip, &addr) != 1 && inet_pton(AF_INET6, a->ip, &addr) != 1)
         return ctl_cmd_fail(e, "args.ip", "must be an IPv4 or IPv6 address");
+    /* The world's transfer conditions: each given field is set, the others stay. */
+    {
+        bool *flags[] = {&a->outage, &a->dns_fail, &a->refuse, &a->stall};
+        static const char *const names[] = {"outage", "dns_fail", "refuse", "stall"};
+        for (int i = 0; i < 4; i++) {
+            rc = ctl_cmd_bool(args, names[i], flags[i], e);
+            if (rc < 0)
+                return rc;
+            a->world_set |= rc ? 1u << i : 0;
+        }
+    }
+    rc = ctl_cmd_int(args, "rate", 0, CTL_CMD_MAX_OP, -1, &a->rate, e);
+    if (rc < 0)
+        return rc;
+    a->world_set |= rc ? 1u << 4 : 0;
+    rc = ctl_cmd_num(args, "latency", 0, 3600, &a->latency, e);
+    if (rc < 0)
+        return rc;
+    a->world_set |= rc ? 1u << 5 : 0;
+    rc = ctl_cmd_int(args, "cut_after", 0, CTL_CMD_MAX_OP, -1, &a->cut_after, e);
+    if (rc < 0)
+        return rc;
+    a->world_set |= rc ? 1u << 6 : 0;
     return 0;
 }
 
@@ -524,6 +567,23 @@ static int ctl_cmd_network(struct ctl_cmd_call *x, struct modem *m, cJSON **out)
             snprintf(r.ip, sizeof(r.ip), "%s", a->ip);
         radio_set(&m->radio, &r);
     }
+    if (a->world_set) {
+        if (a->world_set & 1u)
+            m->outage = a->outage;
+        if (a->world_set & 2u)
+            m->net.dns_fail = a->dns_fail;
+        if (a->world_set & 4u)
+            m->net.refuse = a->refuse;
+        if (a->world_set & 8u)
+            m->net.stall = a->stall;
+        if (a->world_set & 16u)
+            m->net.rate = (uint64_t)a->rate;
+        if (a->world_set & 32u)
+            m->net.latency = a->latency;
+        if (a->world_set & 64u)
+            m->net.cut_after = (uint64_t)a->cut_after;
+        modem_net_update(m);
+    }
     o = cJSON_CreateObject();
     if (!o)
         return -ENOMEM;
@@ -535,6 +595,14 @@ static int ctl_cmd_network(struct ctl_cmd_call *x, struct modem *m, cJSON **out)
     cJSON_AddNumberToObject(o, "rsrp", m->radio.rsrp);
     cJSON_AddStringToObject(o, "oper", m->radio.oper);
     cJSON_AddStringToObject(o, "ip", m->radio.ip);
+    cJSON_AddBoolToObject(o, "data", m->net.up);
+    cJSON_AddBoolToObject(o, "outage", m->outage);
+    cJSON_AddBoolToObject(o, "dns_fail", m->net.dns_fail);
+    cJSON_AddBoolToObject(o, "refuse", m->net.refuse);
+    cJSON_AddBoolToObject(o, "stall", m->net.stall);
+    cJSON_AddNumberToObject(o, "rate", (double)m->net.rate);
+    cJSON_AddNumberToObject(o, "latency", m->net.latency);
+    cJSON_AddNumberToObject(o, "cut_after", (double)m->net.cut_after);
     return 0;
 }
 
@@ -910,6 +978,70 @@ static int ctl_cmd_image(struct ctl_cmd_call *x, struct modem *m, cJSON **out)
     return 0;
 }
 
+/* ---- downloads ---------------------------------------------------------------------------- */
+
+static int ctl_cmd_download_parse(const cJSON *args, struct ctl_cmd_args *a, struct ctl_err *e)
+{
+    int rc = ctl_cmd_str(args, "url", 1024, false, &a->url, e);
+
+    if (rc == 0)
+        return ctl_cmd_fail(e, "args.url", "required: the URL to fetch");
+    if (rc < 0)
+        return rc;
+    rc = ctl_cmd_str(args, "file", UFS_NAME_MAX, false, &a->name, e);
+    if (rc == 0)
+        return ctl_cmd_fail(e, "args.file", "required: the UFS file to write");
+    if (rc < 0)
+        return rc;
+    return ctl_cmd_bool(args, "resume", &a->resume, e) < 0 ? -EINVAL : 0;
+}
+
+/* The download job's milestones go to the event stream as "fota" events. */
+static void ctl_cmd_dl_done(void *ctx, struct dl *d, enum xfer_err err, int detail)
+{
+    struct modem *m = ctx;
+    struct modem_event ev = {.kind = MODEM_EV_FOTA, .port = -1};
+    char text[96];
+    int n = snprintf(text, sizeof(text), "download-end %d %s %d", (int)err, xfer_err_name(err),
+                     detail);
+
+    (void)d;
+    ev.data = text;
+    ev.len = n > 0 ? (size_t)n : 0;
+    if (m->on_event)
+        m->on_event(m->event_ctx, m, &ev);
+    modem_flash_event(m);
+}
+
+/* Fetches a URL into a UFS file through the module's own transfer stack (as a family would). */
+static int ctl_cmd_download(struct ctl_cmd_call *x, struct modem *m, cJSON **out)
+{
+    const struct ctl_cmd_args *a = &x->a;
+    struct xfer_opts o;
+    struct dl_status st;
+    int rc;
+
+    if (m->power != MODEM_ON || !m->storage_ok)
+        return ctl_cmd_fail(x->e, "module", "module is not on");
+    if (m->dl.state == DL_RUNNING)
+        return ctl_cmd_fail(x->e, "args.url", "a download is running");
+    modem_xfer_defaults(m, &o);
+    rc = dl_start(&m->dl, &m->xenv, &m->ufs, a->url, a->name, a->resume, &o, ctl_cmd_dl_done, m);
+    dl_status(&m->dl, &st);
+    if (rc == -EPROTONOSUPPORT)
+        return ctl_cmd_fail(x->e, "args.url", "%s", xfer_err_name(st.err));
+    if (rc == -ENETDOWN)
+        return ctl_cmd_fail(x->e, "module", "no data service (not registered or outage)");
+    if (rc)
+        return ctl_cmd_ufs_fail(x->e, m, rc);
+    *out = cJSON_CreateObject();
+    if (!*out)
+        return -ENOMEM;
+    cJSON_AddStringToObject(*out, "state", "running");
+    cJSON_AddNumberToObject(*out, "from", (double)st.got);
+    return 0;
+}
+
 /* ---- the table and the engine ---------------------------------------------------------------- */
 
 /* Accepted argument names per command: anything else is an error naming it. */
@@ -918,8 +1050,10 @@ static const char *const ctl_cmd_cut_at_args[] = {"op", "fault", "seed", "restor
 static const char *const ctl_cmd_events_args[] = {"kinds", NULL};
 static const char *const ctl_cmd_fota_args[] = {"file", "now", NULL};
 static const char *const ctl_cmd_image_args[] = {"offset", "length", NULL};
-static const char *const ctl_cmd_network_args[] = {"reg",  "rssi", "ber", "rsrq",
-                                                   "rsrp", "oper", "ip",  NULL};
+static const char *const ctl_cmd_network_args[] = {
+    "reg",    "rssi",     "ber",    "rsrq",  "rsrp", "oper",    "ip",        "outage",
+    "dns_fail", "refuse", "stall", "rate", "latency", "cut_after", NULL};
+static const char *const ctl_cmd_download_args[] = {"url", "file", "resume", NULL};
 static const char *const ctl_cmd_power_args[] = {"action", "restore", NULL};
 static const char *const ctl_cmd_pull_args[] = {"name", "offset", "length", NULL};
 static const char *const ctl_cmd_push_args[] = {"name", "data", "append", NULL};
@@ -929,6 +1063,7 @@ static const char *const ctl_cmd_time_args[] = {"speed", NULL};
 /* Sorted by name. */
 static const struct ctl_cmd_def ctl_cmd_table[] = {
     {"cut_at", ctl_cmd_cut_at_args, true, ctl_cmd_cut_at_parse, ctl_cmd_cut_at},
+    {"download", ctl_cmd_download_args, true, ctl_cmd_download_parse, ctl_cmd_download},
     {"events", ctl_cmd_events_args, false, ctl_cmd_events_parse, ctl_cmd_events},
     {"files", ctl_cmd_no_args, true, NULL, ctl_cmd_files},
     {"flash", ctl_cmd_no_args, true, NULL, ctl_cmd_flash},

@@ -137,6 +137,8 @@ int fleet_init(struct fleet *f, struct ev_loop *loop, const struct fleet_opts *o
     if (rc)
         return rc;
     f->hub_ok = true;
+    if (o->map)
+        f->map = *o->map;
     if (o->state_dir) {
         if (strlen(o->state_dir) >= sizeof(f->dir))
             return -ENAMETOOLONG;
@@ -182,6 +184,9 @@ int fleet_init(struct fleet *f, struct ev_loop *loop, const struct fleet_opts *o
             f->modems[i].policy = (enum fota_policy)o->policy;
         if (o->image)
             snprintf(f->modems[i].image_path, sizeof(f->modems[i].image_path), "%s", o->image);
+        f->modems[i].map = &f->map;
+        f->modems[i].xenv.map = &f->map;
+        f->modems[i].ca_file = o->ca;
     }
     if ((size_t)snprintf(f->control, sizeof(f->control), "%s",
                          o->control ? o->control : "") >= sizeof(f->control))

@@ -24,6 +24,8 @@ struct fleet_opts {
     const char *trace;     /* NULL: no trace */
     double speed;          /* 0 = max */
     const char *image;     /* NULL: a new state dir boots the model's factory image */
+    const struct xfer_map *map; /* --map entries, or NULL */
+    const char *ca;        /* --ca trust store, or NULL */
     int policy;            /* enum fota_policy, or -1 for the model's */
 };
 
@@ -32,6 +34,7 @@ struct fleet {
     struct vclock clock;
     struct pty_hub hub;
     bool hub_ok;
+    struct xfer_map map; /* shared by every module's transfers */
     const struct model *model;
     struct modem *modems;
     int count;

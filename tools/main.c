@@ -16,6 +16,7 @@
 #include "firmware/fota.h"
 #include "firmware/fw_image.h"
 #include "firmware/model.h"
+#include "protocols/xfer.h"
 #include "sim/fleet.h"
 #include "tools/cli.h"
 
@@ -36,6 +37,9 @@ static void run_usage(FILE *out)
             "      --off             start powered off (power on through the control API)\n"
             "  -i, --image FILE      firmware image a new state dir is provisioned with\n"
             "                        (default: the model's factory image, see modtwin image)\n"
+            "  -M, --map HOST:PORT=ADDR:PORT  send connections for HOST:PORT to ADDR:PORT\n"
+            "                        (repeatable; names and IP literals, every transport)\n"
+            "  -C, --ca FILE         trust store for HTTPS and FTPS (default: the system's)\n"
             "  -p, --powerloss-policy resume|rollback|brick\n"
             "                        what a power cut during a firmware apply leaves\n"
             "                        (default: the model's, see docs/models.md)\n"
@@ -50,9 +54,11 @@ static int cmd_run(int argc, char **argv)
         {"control", required_argument, NULL, 'c'}, {"speed", required_argument, NULL, 's'},
         {"trace", required_argument, NULL, 't'},   {"off", no_argument, NULL, 'o'},
         {"image", required_argument, NULL, 'i'},   {"powerloss-policy", required_argument, NULL, 'p'},
+        {"map", required_argument, NULL, 'M'},     {"ca", required_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
     struct fleet_opts o = {.model = model_find("EC200A-CN"), .count = 1, .speed = 1, .policy = -1};
+    struct xfer_map map = {0};
     struct fw_image_info info;
     enum fota_policy policy;
     uint8_t *img = NULL;
@@ -64,7 +70,7 @@ static int cmd_run(int argc, char **argv)
     int c, rc;
 
     optind = 1;
-    while ((c = getopt_long(argc, argv, "m:n:d:l:c:s:t:i:p:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:n:d:l:c:s:t:i:p:M:C:h", opts, NULL)) != -1) {
         switch (c) {
         case 'm':
             o.model = model_find(optarg);
@@ -104,6 +110,17 @@ static int cmd_run(int argc, char **argv)
             break;
         case 'i':
             o.image = optarg;
+            break;
+        case 'M':
+            if (xfer_map_add(&map, optarg)) {
+                fprintf(stderr, "modtwin: --map '%s': expected HOST:PORT=ADDR:PORT (at most %d)\n",
+                        optarg, XFER_MAP_MAX);
+                return 2;
+            }
+            o.map = &map;
+            break;
+        case 'C':
+            o.ca = optarg;
             break;
         case 'p':
             if (fota_policy_parse(optarg, &policy)) {
