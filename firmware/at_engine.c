@@ -306,6 +306,8 @@ static void at_exec_line(struct at_engine *e, const char *line, size_t len)
 
 void at_data_begin(struct at_engine *e, size_t want, at_data_fn *fn, void *ctx)
 {
+    e->dropped += e->backlog_len;
+    e->backlog_len = 0;
     e->data = true;
     e->data_want = want;
     e->data_got = 0;
@@ -423,6 +425,12 @@ void at_input(struct at_engine *e, const uint8_t *buf, size_t len)
                 memcpy(e->last, e->line, e->len);
                 e->last_len = e->len;
                 at_exec_line(e, e->line, e->len);
+                if (e->data) {
+                    /* Whatever came in before the prompt went out is lost, as on a module
+                     * whose UART driver flushes when it enters data mode. */
+                    e->dropped += len - i;
+                    i = echo_from = len;
+                }
             } else if (c == e->s5 || c == 0x7f) {
                 if (e->len > 2)
                     e->len--;

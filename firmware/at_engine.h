@@ -125,6 +125,7 @@ struct at_engine {
     char *urc;
     size_t urc_len, urc_cap;
     uint64_t lines, errors, urc_dropped;
+    uint64_t dropped; /* host bytes lost because they came before a data-mode prompt */
 };
 
 /* Initializes e with cfg (copied). Echo per cfg, V1, Q0, S3=13, S4=10, S5=8. */
@@ -154,7 +155,9 @@ void at_finish(struct at_engine *e, int result);
 
 /*
  * Enters data mode from a handler: the next `want` host bytes go to fn(ctx, ...) instead of the
- * line assembler. The handler prints its own prompt (at_raw) and returns AT_RES_PENDING.
+ * line assembler. The handler prints its own prompt (at_raw) and returns AT_RES_PENDING. Bytes
+ * the host sent before the prompt (the rest of the command's chunk, input held while busy) are
+ * dropped: a host must wait for the prompt.
  */
 void at_data_begin(struct at_engine *e, size_t want, at_data_fn *fn, void *ctx);
 

@@ -464,6 +464,7 @@ static int cmd_ipr(struct at_engine *e, const struct at_req *r, void *ctx)
     for (size_t i = 0; i < sizeof(rates) / sizeof(rates[0]); i++) {
         if (rates[i] == v) {
             m->ipr = v;
+            modem_port_uart_update(m, PORT(ctx));
             return AT_RES_OK;
         }
     }
@@ -486,6 +487,7 @@ static int cmd_ifc(struct at_engine *e, const struct at_req *r, void *ctx)
         return AT_CME_BAD_PARAM;
     m->ifc_rx = (int)rx;
     m->ifc_tx = (int)tx;
+    modem_port_uart_update(m, &m->ports[0]);
     return AT_RES_OK;
 }
 

@@ -54,6 +54,15 @@ static const struct model_part bc260y_parts[] = {
     {"ufs", KiB(3264), MiB(4) - KiB(3264)},
 };
 
+/* Benchmark-only: room for a 64 MiB download into UFS (DESIGN allows such models as data). */
+static const struct model_part bench_parts[] = {
+    {"boot", 0, KiB(256)},
+    {"nv", KiB(256), KiB(128)},
+    {"system", KiB(384), MiB(5)},
+    {"backup", KiB(384) + MiB(5), MiB(5)},
+    {"ufs", KiB(384) + MiB(10), MiB(96) - KiB(384) - MiB(10)},
+};
+
 #define PARTS(p) (p), sizeof(p) / sizeof((p)[0])
 #define TABLES(t) (t), sizeof(t) / sizeof((t)[0])
 
@@ -135,6 +144,33 @@ static const struct model model_table[] = {
         .policy = FOTA_POLICY_RESUME,
         .apply_step_seconds = 0.05,
         .tables = TABLES(quectel_tables),
+    },
+    {
+        .name = "BENCH-96M",
+        .family = "quectel",
+        .manufacturer = "Quectel",
+        .product = "EC200A",
+        .revision = "EC200ACNHAR01A02M16",
+        .project = "EC200A",
+        .baseline = "EC200ACNHAR01",
+        .image_size = MiB(3) + KiB(512),
+        .imei = "866123045699990",
+        .imsi = "460001234567899",
+        .ip = "10.76.33.199",
+        .ip_cid = 1,
+        .act = 7,
+        .geom = {MiB(96), KiB(4), 256},
+        .parts = PARTS(bench_parts),
+        .nports = 1,
+        .boot = quectel_boot,
+        .boot_seconds = 3.0,
+        .off_line = "POWERED DOWN",
+        .cmee_default = 1,
+        .topo = FOTA_TOPO_STAGING,
+        .policy = FOTA_POLICY_RESUME,
+        .apply_step_seconds = 0.05,
+        .tables = TABLES(quectel_tables),
+        .bench = true,
     },
 };
 

@@ -110,18 +110,48 @@ static void modem_port_tx(void *ctx, const uint8_t *buf, size_t len)
     modem_emit(p->m, &ev);
 }
 
-static void modem_port_rx(void *ctx, const uint8_t *buf, size_t len)
+/* Bytes the module takes from its receive FIFO. */
+static void modem_port_deliver(void *ctx, const uint8_t *buf, size_t len)
 {
     struct modem_port *p = ctx;
     struct modem *m = p->m;
     struct modem_event ev = {.kind = MODEM_EV_RX, .port = p->index, .data = buf, .len = len};
 
-    /* A module that is off or still booting does not hear the host. */
     if (m->power != MODEM_ON || !p->at_ready)
         return;
     modem_emit(m, &ev);
     at_input(&p->at, buf, len);
     modem_flash_event(m);
+}
+
+static void modem_port_throttle(void *ctx, bool stop)
+{
+    struct modem_port *p = ctx;
+
+    if (p->pty_open)
+        pty_pause(&p->pty, stop);
+}
+
+static void modem_port_rx(void *ctx, const uint8_t *buf, size_t len)
+{
+    struct modem_port *p = ctx;
+    struct modem *m = p->m;
+
+    /* A module that is off or still booting does not hear the host. */
+    if (m->power != MODEM_ON || !p->at_ready)
+        return;
+    uart_rx(&p->uart, buf, len);
+}
+
+void modem_port_uart_update(struct modem *m, struct modem_port *p)
+{
+    double wire = m->pacing ? (double)(m->ipr > 0 ? m->ipr : 115200) / 10.0 : 0;
+    double rate = wire;
+    bool flow = p->index == 0 ? m->ifc_rx == 2 && m->ifc_tx == 2 : m->usb_flow;
+
+    if (p->rx_limit > 0 && (rate <= 0 || p->rx_limit < rate))
+        rate = p->rx_limit;
+    uart_config(&p->uart, rate, flow);
 }
 
 static const char *modem_errtext(void *ctx, int code)
@@ -147,12 +177,17 @@ static void modem_port_start(struct modem *m, struct modem_port *p)
     at_init(&p->at, &cfg);
     p->at_ready = true;
     modem_load_profile(m, p);
+    uart_init(&p->uart, m->loop, modem_port_deliver, modem_port_throttle, p);
+    p->rx_limit = 0;
+    modem_port_uart_update(m, p);
 }
 
 static void modem_port_stop(struct modem_port *p)
 {
-    if (p->at_ready)
+    if (p->at_ready) {
+        uart_release(&p->uart);
         at_release(&p->at);
+    }
     p->at_ready = false;
 }
 

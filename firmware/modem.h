@@ -25,6 +25,7 @@
 #include "firmware/model.h"
 #include "hal/pty.h"
 #include "hal/radio.h"
+#include "hal/uart.h"
 #include "hal/vclock.h"
 #include "protocols/xfer.h"
 #include "storage/flash.h"
@@ -64,6 +65,8 @@ struct modem_port {
     char link[PATH_MAX];
     struct pty pty;
     bool pty_open;
+    struct uart uart; /* the receive FIFO between the wire and the AT engine */
+    double rx_limit;  /* bytes/s a data mode takes at most (0: no limit), set by families */
     struct at_engine at;
     bool at_ready;
 };
@@ -117,6 +120,8 @@ struct modem {
     char cscs[8];
     long ipr;
     int ifc_rx, ifc_tx;
+    bool usb_flow;  /* USB AT port flow control (AT+QCFG="usbifc",2,2) */
+    bool pacing;    /* --pacing: the UART takes bytes no faster than its baud rate */
     bool attached;      /* +CGATT: attached to the packet domain */
     bool attach_wanted; /* cleared by AT+CGATT=0: LTE attaches on registration otherwise */
     struct modem_pdp pdp[MODEM_MAX_CIDS];
@@ -189,6 +194,13 @@ void modem_fota_event(struct modem *m, const struct fota_event *ev);
 
 /* Emits a state event. */
 void modem_event_state(struct modem *m, const char *state);
+
+/*
+ * Applies the port's receive settings: the baud rate (with --pacing), a data mode's limit
+ * (rx_limit) and flow control (+IFC on the UART, usbifc on USB). Handlers that change any of
+ * them call it.
+ */
+void modem_port_uart_update(struct modem *m, struct modem_port *p);
 
 /* Saves the AT&W profile of port p; 0 or -errno. */
 int modem_save_profile(struct modem *m, struct modem_port *p);

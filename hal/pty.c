@@ -288,6 +288,16 @@ void pty_close(struct pty *p)
     p->master = p->keeper = -1;
 }
 
+void pty_pause(struct pty *p, bool stop)
+{
+    if (p->master < 0)
+        return;
+    if (stop && ev_is_active(&p->rio))
+        ev_io_stop(p->loop, &p->rio);
+    else if (!stop && !ev_is_active(&p->rio))
+        ev_io_start(p->loop, &p->rio);
+}
+
 bool pty_connected(const struct pty *p)
 {
     return p->clients > 0;

@@ -73,6 +73,10 @@ void pty_close(struct pty *p);
  */
 void pty_write(struct pty *p, const void *buf, size_t len);
 
+/* Stops (true) or resumes reading what the host writes: its writes block once the PTY's buffer
+ * is full, which is how RTS/CTS holds a sender. */
+void pty_pause(struct pty *p, bool stop);
+
 /* True while at least one host process has the slave open. */
 bool pty_connected(const struct pty *p);
 

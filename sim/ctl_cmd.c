@@ -313,6 +313,9 @@ static int ctl_cmd_status(struct ctl_cmd_call *x, struct modem *m, cJSON **out)
         ctl_cmd_add_str(po, "pty", p->pty_open ? p->pty.name : NULL);
         ctl_cmd_add_str(po, "link", p->link[0] ? p->link : NULL);
         cJSON_AddBoolToObject(po, "connected", p->pty_open && pty_connected(&p->pty));
+        /* bytes the module lost: UART overruns, and data sent before a data-mode prompt */
+        cJSON_AddNumberToObject(po, "overrun", (double)p->uart.overrun);
+        cJSON_AddNumberToObject(po, "dropped", p->at_ready ? (double)p->at.dropped : 0);
         cJSON_AddItemToArray(ports, po);
     }
     cJSON_AddNumberToObject(o, "boots", (double)m->boots);

@@ -187,6 +187,7 @@ int fleet_init(struct fleet *f, struct ev_loop *loop, const struct fleet_opts *o
         f->modems[i].map = &f->map;
         f->modems[i].xenv.map = &f->map;
         f->modems[i].ca_file = o->ca;
+        f->modems[i].pacing = o->pacing;
     }
     if ((size_t)snprintf(f->control, sizeof(f->control), "%s",
                          o->control ? o->control : "") >= sizeof(f->control))

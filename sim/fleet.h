@@ -26,6 +26,7 @@ struct fleet_opts {
     const char *image;     /* NULL: a new state dir boots the model's factory image */
     const struct xfer_map *map; /* --map entries, or NULL */
     const char *ca;        /* --ca trust store, or NULL */
+    bool pacing;           /* --pacing: UARTs take bytes no faster than their baud rate */
     int policy;            /* enum fota_policy, or -1 for the model's */
 };
 

@@ -40,6 +40,8 @@ static void run_usage(FILE *out)
             "  -M, --map HOST:PORT=ADDR:PORT  send connections for HOST:PORT to ADDR:PORT\n"
             "                        (repeatable; names and IP literals, every transport)\n"
             "  -C, --ca FILE         trust store for HTTPS and FTPS (default: the system's)\n"
+            "      --pacing          UART ports take bytes no faster than AT+IPR's baud rate\n"
+            "                        (without AT+IFC=2,2 a faster host overruns the FIFO)\n"
             "  -p, --powerloss-policy resume|rollback|brick\n"
             "                        what a power cut during a firmware apply leaves\n"
             "                        (default: the model's, see docs/models.md)\n"
@@ -55,6 +57,7 @@ static int cmd_run(int argc, char **argv)
         {"trace", required_argument, NULL, 't'},   {"off", no_argument, NULL, 'o'},
         {"image", required_argument, NULL, 'i'},   {"powerloss-policy", required_argument, NULL, 'p'},
         {"map", required_argument, NULL, 'M'},     {"ca", required_argument, NULL, 'C'},
+        {"pacing", no_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
     struct fleet_opts o = {.model = model_find("EC200A-CN"), .count = 1, .speed = 1, .policy = -1};
@@ -121,6 +124,9 @@ static int cmd_run(int argc, char **argv)
             break;
         case 'C':
             o.ca = optarg;
+            break;
+        case 'P':
+            o.pacing = true;
             break;
         case 'p':
             if (fota_policy_parse(optarg, &policy)) {

@@ -197,3 +197,21 @@ def test_cme_codes_from_real_causes(module):
     at(s, "AT+CMEE=1")
     assert at(s, 'AT+CGDCONT=3,"IP","' + "x" * 64 + '"') == b"\r\n+CME ERROR: 24\r\n"
     assert at(s, 'AT+CGDCONT=3,"PPP"') == b"\r\n+CME ERROR: 50\r\n"
+
+
+def test_uart_overrun_and_rts_cts(modtwin):
+    # --pacing: the UART takes bytes at AT+IPR's rate (115200 baud = 11,520 B/s)
+    m = modtwin("--pacing")
+    m.wait_state("on")
+    s = m.open()
+    assert at(s, "ATE0") == b"ATE0\r\r\nOK\r\n"
+    s.write(b"x" * 20000)          # far more than the 4 KiB FIFO, all at once
+    time.sleep(0.6)
+    assert at(s, "AT", timeout=10) == b"\r\nOK\r\n"
+    assert m.ctl.ok("status")["ports"][0]["overrun"] > 10000
+    # with RTS/CTS the module holds the sender instead: nothing is lost
+    assert at(s, "AT+IFC=2,2") == b"\r\nOK\r\n"
+    before = m.ctl.ok("status")["ports"][0]["overrun"]
+    s.write(b"y" * 20000 + b"AT\r")
+    assert read_until(s, b"OK\r\n", timeout=15) == b"\r\nOK\r\n"
+    assert m.ctl.ok("status")["ports"][0]["overrun"] == before

@@ -232,13 +232,35 @@ static void test_data_mode(void **state)
     feed(&e, "ATE0\r");
     f.len = 0;
     f.out[0] = 0;
-    feed(&e, "AT+DATA=5\rab\r");
+    feed(&e, "AT+DATA=5\r");
     expect(&f, "> ");
+    feed(&e, "ab\r");
     feed(&e, "\ncdAT\r");
     assert_int_equal(f.data_len, 5);
     assert_memory_equal(f.data, "ab\r\nc", 5);
     /* the transfer's OK, then the line that followed the data */
     expect(&f, "\r\nOK\r\n\r\nOK\r\n");
+    at_release(&e);
+}
+
+static void test_bytes_before_the_prompt_are_lost(void **state)
+{
+    struct at_engine e;
+    struct fake f;
+
+    (void)state;
+    setup_engine(&e, &f);
+    feed(&e, "ATE0\r");
+    f.len = 0;
+    f.out[0] = 0;
+    /* the host did not wait for the prompt: "xyz" is gone, the next 5 bytes are the data */
+    feed(&e, "AT+DATA=5\rxyz");
+    expect(&f, "> ");
+    assert_int_equal(e.dropped, 3);
+    feed(&e, "12345");
+    assert_int_equal(f.data_len, 5);
+    assert_memory_equal(f.data, "12345", 5);
+    expect(&f, "\r\nOK\r\n");
     at_release(&e);
 }
 
@@ -277,6 +299,7 @@ int main(void)
         cmocka_unit_test(test_concat_and_numeric),
         cmocka_unit_test(test_pending_holds_urcs_and_input),
         cmocka_unit_test(test_data_mode),
+        cmocka_unit_test(test_bytes_before_the_prompt_are_lost),
         cmocka_unit_test(test_line_limit_and_repeat),
     };
 
