@@ -279,6 +279,25 @@ static void flash_cut(struct flash *f, uint64_t op)
         f->cut_fn(f->cut_ctx, op);
 }
 
+/* Would programming src over dst turn any 0 bit into 1? Eight bytes at a time: a 64 MiB
+ * download programs every byte through here. */
+static bool flash_violates(const uint8_t *dst, const uint8_t *src, uint32_t len)
+{
+    uint32_t i = 0;
+
+    for (; i + 8 <= len; i += 8) {
+        uint64_t d, n;
+        memcpy(&d, dst + i, 8);
+        memcpy(&n, src + i, 8);
+        if (n & ~d)
+            return true;
+    }
+    for (; i < len; i++)
+        if (src[i] & ~dst[i])
+            return true;
+    return false;
+}
+
 int flash_prog(struct flash *f, uint32_t off, const void *buf, uint32_t len)
 {
     const uint8_t *src = buf;
@@ -298,11 +317,9 @@ int flash_prog(struct flash *f, uint32_t off, const void *buf, uint32_t len)
     dst = f->mem + off;
     /* A 0->1 request is a driver bug, not a device operation: refuse it whole and do not
      * number it, so op numbers of a clean run do not depend on bugs. */
-    for (uint32_t i = 0; i < len; i++) {
-        if (src[i] & ~dst[i]) {
-            f->violations++;
-            return -EIO;
-        }
+    if (flash_violates(dst, src, len)) {
+        f->violations++;
+        return -EIO;
     }
     /* From here on the device does something: the op gets its number, even when the fault
      * rule then decides that nothing lands. */
@@ -327,9 +344,8 @@ int flash_prog(struct flash *f, uint32_t off, const void *buf, uint32_t len)
         flash_cut(f, op);
         return rc;
     }
-    /* After the check above, old & new is new: the AND only documents the physics. */
-    for (uint32_t i = 0; i < len; i++)
-        dst[i] &= src[i];
+    /* After the check above old & new is new: programming is a copy. */
+    memcpy(dst, src, len);
     f->bytes_programmed += len;
     return 0;
 }
