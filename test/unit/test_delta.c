@@ -250,7 +250,8 @@ static void roundtrip(const uint8_t *src, size_t sn, const uint8_t *tgt, size_t 
         w.base = win;
         w.len = sn - smin;
         assert_int_equal(delta_dec_segment(&d, c, &w, patch, plen, out, len), 0);
-        assert_memory_equal(out, tgt + off, len);
+        if (len) /* an empty target may come as a NULL pointer: no arithmetic on it */
+            assert_memory_equal(out, tgt + off, len);
         free(out);
         free(win);
         free(patch);
