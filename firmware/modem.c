@@ -380,6 +380,9 @@ static void modem_read_image(struct modem *m)
     uint32_t off = fota_active_offset(m);
 
     m->fw_ok = sys && fw_image_parse(flash_data(&m->flash) + off, sys->size, true, &m->fw) == 0;
+    /* The check read the whole image once; an idle module need not keep it resident. */
+    if (sys)
+        flash_evict(&m->flash, off, sys->size);
 }
 
 static int modem_mount(struct modem *m)

@@ -350,6 +350,20 @@ int flash_prog(struct flash *f, uint32_t off, const void *buf, uint32_t len)
     return 0;
 }
 
+void flash_evict(const struct flash *f, uint32_t off, uint32_t len)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    uintptr_t start, end;
+
+    /* Anonymous memory would be zeroed by MADV_DONTNEED: only a file mapping may forget. */
+    if (!f->mapped || pg <= 0 || !flash_in_range(f, off, len) || !len)
+        return;
+    start = ((uintptr_t)(f->mem + off) + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1);
+    end = (uintptr_t)(f->mem + off + len) & ~((uintptr_t)pg - 1);
+    if (end > start)
+        madvise((void *)start, end - start, MADV_DONTNEED);
+}
+
 int flash_write(struct flash *f, uint32_t off, const void *buf, uint32_t len)
 {
     const uint8_t *src = buf;

@@ -126,6 +126,13 @@ void flash_power_on(struct flash *f);
 
 /* Numbered operations (programs + erases) since power-on. */
 uint64_t flash_ops(const struct flash *f);
+
+/*
+ * Lets the host drop the resident pages of [off, off+len) from this process (a file-backed
+ * device only; the bytes stay in the file). Not a device operation: nothing changes, nothing is
+ * numbered. A module calls it after reading a large area once (the boot loader's image check).
+ */
+void flash_evict(const struct flash *f, uint32_t off, uint32_t len);
 void flash_stats(const struct flash *f, struct flash_stats *st);
 
 /* Erase count of one unit; 0 for a unit out of range. */
