@@ -10,12 +10,16 @@
 #include <strings.h>
 
 #include "firmware/cmd_basic.h"
+#include "firmware/cmd_quectel_file.h"
 #include "firmware/fw_image.h"
 
 #define KiB(x) ((uint32_t)(x) << 10)
 #define MiB(x) ((uint32_t)(x) << 20)
 
-static const struct at_table *const quectel_tables[] = {&cmd_basic_table};
+static const struct at_table *const quectel_tables[] = {&cmd_basic_table,
+                                                        &cmd_quectel_file_table};
+/* BC260Y-CN (NB-IoT) has no Quectel FILE commands in its documents. */
+static const struct at_table *const quectel_nb_tables[] = {&cmd_basic_table};
 
 static const enum model_boot quectel_boot[] = {
     MODEL_BOOT_RDY,   MODEL_BOOT_CFUN,     MODEL_BOOT_CPIN,
@@ -143,7 +147,7 @@ static const struct model model_table[] = {
         .topo = FOTA_TOPO_STAGING,
         .policy = FOTA_POLICY_RESUME,
         .apply_step_seconds = 0.05,
-        .tables = TABLES(quectel_tables),
+        .tables = TABLES(quectel_nb_tables),
     },
     {
         .name = "BENCH-96M",
