@@ -61,15 +61,9 @@ int fota_layout(const struct modem *m, struct fota_layout *lay)
     lay->slot_size = sys->size;
     switch (lay->topo) {
     case FOTA_TOPO_STAGING:
-        other = model_part(m->model, "backup");
-        if (!other)
-            return -EINVAL;
-        lay->slot_off[1] = other->off;
-        if (other->size < lay->slot_size)
-            lay->slot_size = other->size;
-        return 0;
     case FOTA_TOPO_AB:
-        other = model_part(m->model, "system_b");
+        /* The second slot: where the target is built (staging) or the other bank (A/B). */
+        other = model_part(m->model, lay->topo == FOTA_TOPO_AB ? "system_b" : "backup");
         if (!other)
             return -EINVAL;
         lay->slot_off[1] = other->off;
