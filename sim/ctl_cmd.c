@@ -57,6 +57,7 @@ struct ctl_cmd_args {
     double rate, latency, cut_after;
     const char *url; /* download */
     bool resume;
+    double timeout; /* download: connect and no-progress time-out, real seconds (0: default) */
     uint64_t offset, length;
     bool has_length;
 };
@@ -996,6 +997,8 @@ static int ctl_cmd_download_parse(const cJSON *args, struct ctl_cmd_args *a, str
         return ctl_cmd_fail(e, "args.file", "required: the UFS file to write");
     if (rc < 0)
         return rc;
+    if (ctl_cmd_num(args, "timeout", 0.1, 600, &a->timeout, e) < 0)
+        return -EINVAL;
     return ctl_cmd_bool(args, "resume", &a->resume, e) < 0 ? -EINVAL : 0;
 }
 
@@ -1029,6 +1032,8 @@ static int ctl_cmd_download(struct ctl_cmd_call *x, struct modem *m, cJSON **out
     if (m->dl.state == DL_RUNNING)
         return ctl_cmd_fail(x->e, "args.url", "a download is running");
     modem_xfer_defaults(m, &o);
+    if (a->timeout > 0)
+        o.connect_timeout = o.low_speed_time = a->timeout;
     rc = dl_start(&m->dl, &m->xenv, &m->ufs, a->url, a->name, a->resume, &o, ctl_cmd_dl_done, m);
     dl_status(&m->dl, &st);
     if (rc == -EPROTONOSUPPORT)
@@ -1056,7 +1061,7 @@ static const char *const ctl_cmd_image_args[] = {"offset", "length", NULL};
 static const char *const ctl_cmd_network_args[] = {
     "reg",    "rssi",     "ber",    "rsrq",  "rsrp", "oper",    "ip",        "outage",
     "dns_fail", "refuse", "stall", "rate", "latency", "cut_after", NULL};
-static const char *const ctl_cmd_download_args[] = {"url", "file", "resume", NULL};
+static const char *const ctl_cmd_download_args[] = {"url", "file", "resume", "timeout", NULL};
 static const char *const ctl_cmd_power_args[] = {"action", "restore", NULL};
 static const char *const ctl_cmd_pull_args[] = {"name", "offset", "length", NULL};
 static const char *const ctl_cmd_push_args[] = {"name", "data", "append", NULL};

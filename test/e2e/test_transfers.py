@@ -194,3 +194,14 @@ def test_resume_after_power_cut(modtwin, nginx):
     d = wait_download(m)
     assert d["state"] == "done"
     assert pull(m, "f.bin") == DATA
+
+
+def test_stall_times_out_and_bad_urls(mod, nginx):
+    mod.ctl.ok("network", stall=True)
+    mod.ctl.ok("download", url=nginx.url("/fw1m.bin"), file="f.bin", timeout=1)
+    d = wait_download(mod)
+    assert (d["state"], d["error"]) == ("failed", "timeout")
+    mod.ctl.ok("network", stall=False)
+    rep = mod.ctl("download", url="gopher://example.com/fw.bin", file="f.bin")
+    assert rep["error"]["field"] == "args.url"
+    assert mod.ctl.ok("status")["download"]["error"] == "url"
