@@ -11,3 +11,7 @@ echo "== delta packages on 16 MiB image pairs (peers: bsdiff/bspatch, zstd --pat
 echo
 echo "== downloads into UFS over HTTP, HTTPS, CoAP (peers: curl, coap-client on the same servers)"
 "$PY" bench/bench_xfer.py "$B/modtwin"
+
+echo
+echo "== raw serial upload (AT+QFUPL with RTS/CTS) against a bare PTY pair"
+"$PY" bench/bench_serial.py "$B/modtwin"
