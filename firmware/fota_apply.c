@@ -20,8 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <mbedtls/md5.h>
-#include <mbedtls/sha256.h>
 #include <zlib.h>
 
 #define FOTA_APPLY_REC    16u /* journal record bytes: small, it is written once per step */
@@ -219,7 +217,7 @@ static int fota_apply_verify(struct fota_apply *a)
     uint8_t sha[32], md5[16];
     enum fota_phase next = FOTA_PH_DONE;
 
-    if (mbedtls_sha256_ret(img, len, sha, 0) != 0 || mbedtls_md5_ret(img, len, md5) != 0)
+    if (pkg_digest(img, len, sha, md5, NULL) != 0)
         return fota_apply_refuse(a, PKG_E_IO, -EIO);
     if (memcmp(sha, a->pkg.hdr->target_sha256, sizeof(sha)) != 0)
         return fota_apply_refuse(a, PKG_E_TARGET_DIGEST, -EBADMSG);

@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <mbedtls/sha256.h>
 
 #include "firmware/fota_apply.h"
 #include "firmware/pkg.h"
@@ -97,7 +96,7 @@ static enum pkg_err pack_apply_check(struct pack_apply_buf *pb, struct pkg_hdr *
     /* A package that names a source (every delta; a full one built from an image) is only for
      * that exact image. */
     if (h->source_size != 0) {
-        if (mbedtls_sha256_ret(old, old_len, sha, 0) != 0)
+        if (pkg_digest(old, old_len, sha, NULL, NULL) != 0)
             return PKG_E_IO;
         if (h->source_size != old_len || memcmp(sha, h->source_sha256, sizeof(sha)) != 0)
             return PKG_E_SOURCE_DIGEST;
