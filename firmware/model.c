@@ -6,6 +6,7 @@
 #include "firmware/model.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -224,6 +225,26 @@ static int model_luhn(const char *d)
 int model_factory_image(const struct model *m, uint8_t **img, size_t *len)
 {
     return fw_image_factory(m->revision, m->project, m->baseline, m->image_size, img, len);
+}
+
+int model_image_get(struct model_image *c, const struct model *m, const uint8_t **img,
+                    size_t *len)
+{
+    if (!c->img) {
+        int rc = model_factory_image(m, &c->img, &c->len);
+        if (rc)
+            return rc;
+    }
+    *img = c->img;
+    *len = c->len;
+    return 0;
+}
+
+void model_image_free(struct model_image *c)
+{
+    free(c->img);
+    c->img = NULL;
+    c->len = 0;
 }
 
 void model_imei(const struct model *m, int index, char out[16])

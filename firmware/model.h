@@ -77,6 +77,21 @@ const struct model_part *model_part(const struct model *m, const char *name);
  */
 int model_factory_image(const struct model *m, uint8_t **img, size_t *len);
 
+/*
+ * The image new state dirs are provisioned with, made once and shared by the modules of a fleet:
+ * `--image`'s bytes when the owner set img, else the model's factory image on first use.
+ */
+struct model_image {
+    uint8_t *img;
+    size_t len;
+};
+
+/* The image (made on first use); 0 or -errno. The bytes stay owned by c. */
+int model_image_get(struct model_image *c, const struct model *m, const uint8_t **img,
+                    size_t *len);
+
+void model_image_free(struct model_image *c);
+
 /* Writes the IMEI of module `index` of this model (15 digits and NUL) into out[16]. */
 void model_imei(const struct model *m, int index, char out[16]);
 

@@ -12,13 +12,10 @@
 #include "firmware/modem.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "firmware/cmd_basic.h"
 
@@ -60,25 +57,32 @@ const char *modem_revision(const struct modem *m)
     return m->fw_ok ? m->fw.revision : "";
 }
 
+void modem_fota_note(struct modem *m, const char *fmt, ...)
+{
+    struct modem_event out = {.kind = MODEM_EV_FOTA, .port = -1};
+    char text[160];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    out.data = text;
+    out.len = n < 0 ? 0 : (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1;
+    modem_emit(m, &out);
+}
+
 void modem_fota_event(struct modem *m, const struct fota_event *ev)
 {
     static const char *const kinds[] = {"verified", "refused", "apply-start", "progress",
                                         "applied",  "failed",  "result"};
-    struct modem_event out = {.kind = MODEM_EV_FOTA, .port = -1};
-    char text[160];
-    int n;
 
     if (ev->kind == FOTA_EV_PROGRESS || ev->kind == FOTA_EV_APPLY_START)
-        n = snprintf(text, sizeof(text), "%s %u%s", kinds[ev->kind], ev->pct,
-                     ev->resumed ? " resumed" : "");
+        modem_fota_note(m, "%s %u%s", kinds[ev->kind], ev->pct, ev->resumed ? " resumed" : "");
     else if (ev->err != PKG_OK || ev->kind == FOTA_EV_RESULT)
-        n = snprintf(text, sizeof(text), "%s %d %s", kinds[ev->kind], (int)ev->err,
-                     pkg_err_name(ev->err));
+        modem_fota_note(m, "%s %d %s", kinds[ev->kind], (int)ev->err, pkg_err_name(ev->err));
     else
-        n = snprintf(text, sizeof(text), "%s", kinds[ev->kind]);
-    out.data = text;
-    out.len = n > 0 ? (size_t)n : 0;
-    modem_emit(m, &out);
+        modem_fota_note(m, "%s", kinds[ev->kind]);
 }
 
 int modem_reg_state(const struct modem *m)
@@ -308,36 +312,6 @@ static void modem_upgrade_started(void *ctx)
     modem_flash_event(m);
 }
 
-/* Reads the image from the host (`--image`) or makes the model's factory image. */
-static int modem_factory_bytes(const struct modem *m, uint8_t **img, size_t *len)
-{
-    struct stat st;
-    uint8_t *buf;
-    ssize_t n;
-    int fd, rc = 0;
-
-    if (!m->image_path[0])
-        return model_factory_image(m->model, img, len);
-    fd = open(m->image_path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    if (fstat(fd, &st) < 0 || st.st_size <= 0) {
-        close(fd);
-        return -EINVAL;
-    }
-    buf = malloc((size_t)st.st_size);
-    n = buf ? read(fd, buf, (size_t)st.st_size) : -1;
-    if (n != st.st_size) {
-        free(buf);
-        rc = buf ? -EIO : -ENOMEM;
-    } else {
-        *img = buf;
-        *len = (size_t)n;
-    }
-    close(fd);
-    return rc;
-}
-
 /*
  * Factory programming of a new state dir: the image goes into the active slot through the flash
  * model, then NV records that it is there. A cut before that record simply programs it again.
@@ -348,14 +322,15 @@ static int modem_provision(struct modem *m)
     struct fw_image_info info;
     uint32_t off = fota_active_offset(m), span;
     const struct model_part *sys = model_part(m->model, "system");
+    struct model_image own = {0}, *cache = m->factory ? m->factory : &own;
     int64_t done = 0;
-    uint8_t *img = NULL;
+    const uint8_t *img;
     size_t len = 0;
     int rc;
 
     if (nv_get_i64(&m->nv, MODEM_PROVISIONED_KEY, &done) == 0 && done)
         return 0;
-    rc = modem_factory_bytes(m, &img, &len);
+    rc = model_image_get(cache, m->model, &img, &len);
     if (rc)
         return rc;
     if (!sys || fw_image_parse(img, len, true, &info) || len > sys->size) {
@@ -369,7 +344,7 @@ static int modem_provision(struct modem *m)
     if (!rc)
         rc = nv_set_i64(&m->nv, MODEM_PROVISIONED_KEY, 1);
 out:
-    free(img);
+    model_image_free(&own);
     return rc;
 }
 

@@ -105,7 +105,8 @@ struct modem {
     struct fw_image_info fw; /* the running image (valid when fw_ok) */
     bool fw_ok;
     enum fota_policy policy;      /* what a cut during an apply leaves */
-    char image_path[PATH_MAX];    /* --image: what a new state dir is provisioned with */
+    struct model_image *factory;  /* what a new state dir is provisioned with (the fleet's);
+                                     NULL: the model's factory image, made for the occasion */
     struct vtimer boot_timer;
     struct vtimer restore_timer;
     ev_idle reap; /* releases a dead module's RAM state at the next loop turn */
@@ -188,6 +189,9 @@ void modem_net_update(struct modem *m);
 
 /* The transfer options a module uses unless a family says otherwise (time-outs, trust store). */
 void modem_xfer_defaults(const struct modem *m, struct xfer_opts *o);
+
+/* Emits a "fota" event with a text of its own (download milestones, engine events). */
+void modem_fota_note(struct modem *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Emits a FOTA engine event for the control API and the trace. */
 void modem_fota_event(struct modem *m, const struct fota_event *ev);

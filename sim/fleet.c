@@ -139,6 +139,13 @@ int fleet_init(struct fleet *f, struct ev_loop *loop, const struct fleet_opts *o
     f->hub_ok = true;
     if (o->map)
         f->map = *o->map;
+    if (o->image) {
+        f->factory.img = malloc(o->image_len ? o->image_len : 1);
+        if (!f->factory.img)
+            return -ENOMEM;
+        memcpy(f->factory.img, o->image, o->image_len);
+        f->factory.len = o->image_len;
+    }
     if (o->state_dir) {
         if (strlen(o->state_dir) >= sizeof(f->dir))
             return -ENAMETOOLONG;
@@ -182,8 +189,7 @@ int fleet_init(struct fleet *f, struct ev_loop *loop, const struct fleet_opts *o
         f->modems[i].event_ctx = f;
         if (o->policy >= 0)
             f->modems[i].policy = (enum fota_policy)o->policy;
-        if (o->image)
-            snprintf(f->modems[i].image_path, sizeof(f->modems[i].image_path), "%s", o->image);
+        f->modems[i].factory = &f->factory;
         f->modems[i].map = &f->map;
         f->modems[i].xenv.map = &f->map;
         f->modems[i].ca_file = o->ca;
@@ -247,6 +253,7 @@ void fleet_free(struct fleet *f)
             modem_free(&f->modems[i]);
     free(f->modems);
     f->modems = NULL;
+    model_image_free(&f->factory);
     if (f->hub_ok)
         pty_hub_free(&f->hub);
     f->hub_ok = false;

@@ -23,7 +23,8 @@ struct fleet_opts {
     const char *control;   /* NULL: <state-dir>/control.sock */
     const char *trace;     /* NULL: no trace */
     double speed;          /* 0 = max */
-    const char *image;     /* NULL: a new state dir boots the model's factory image */
+    const uint8_t *image;  /* --image bytes (copied), or NULL: the model's factory image */
+    size_t image_len;
     const struct xfer_map *map; /* --map entries, or NULL */
     const char *ca;        /* --ca trust store, or NULL */
     bool pacing;           /* --pacing: UARTs take bytes no faster than their baud rate */
@@ -36,6 +37,7 @@ struct fleet {
     struct pty_hub hub;
     bool hub_ok;
     struct xfer_map map; /* shared by every module's transfers */
+    struct model_image factory; /* what new state dirs are provisioned with, made once */
     const struct model *model;
     struct modem *modems;
     int count;

@@ -64,6 +64,7 @@ static int cmd_run(int argc, char **argv)
     struct xfer_map map = {0};
     struct fw_image_info info;
     enum fota_policy policy;
+    const char *image = NULL;
     uint8_t *img = NULL;
     size_t img_len = 0;
     struct ev_loop *loop;
@@ -112,7 +113,7 @@ static int cmd_run(int argc, char **argv)
             off = true;
             break;
         case 'i':
-            o.image = optarg;
+            image = optarg;
             break;
         case 'M':
             if (xfer_map_add(&map, optarg)) {
@@ -148,21 +149,24 @@ static int cmd_run(int argc, char **argv)
         fprintf(stderr, "modtwin: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
-    if (o.image) {
+    if (image) {
+        /* Read and checked once here; the fleet provisions new state dirs from these bytes. */
         const struct model_part *sys = model_part(o.model, "system");
-        int rc2 = cli_read_file(o.image, &img, &img_len);
+        int rc2 = cli_read_file(image, &img, &img_len);
         if (rc2 || fw_image_parse(img, img_len, true, &info) || !sys || img_len > sys->size) {
-            fprintf(stderr, "modtwin: --image '%s': %s\n", o.image,
+            fprintf(stderr, "modtwin: --image '%s': %s\n", image,
                     rc2 ? strerror(-rc2)
                         : img_len > (sys ? sys->size : 0) ? "larger than the system partition"
                                                           : "not a valid firmware image");
             free(img);
             return 2;
         }
-        free(img);
+        o.image = img;
+        o.image_len = img_len;
     }
     loop = ev_default_loop(EVFLAG_AUTO);
     rc = fleet_init(&f, loop, &o);
+    free(img); /* the fleet keeps its own copy */
     if (rc) {
         fprintf(stderr, "modtwin: start: %s\n", strerror(-rc));
         fleet_free(&f);
