@@ -1006,16 +1006,9 @@ static int ctl_cmd_download_parse(const cJSON *args, struct ctl_cmd_args *a, str
 static void ctl_cmd_dl_done(void *ctx, struct dl *d, enum xfer_err err, int detail)
 {
     struct modem *m = ctx;
-    struct modem_event ev = {.kind = MODEM_EV_FOTA, .port = -1};
-    char text[96];
-    int n = snprintf(text, sizeof(text), "download-end %d %s %d", (int)err, xfer_err_name(err),
-                     detail);
 
     (void)d;
-    ev.data = text;
-    ev.len = n > 0 ? (size_t)n : 0;
-    if (m->on_event)
-        m->on_event(m->event_ctx, m, &ev);
+    modem_fota_note(m, "download-end %d %s %d", (int)err, xfer_err_name(err), detail);
     modem_flash_event(m);
 }
 
