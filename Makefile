@@ -31,6 +31,9 @@ LIB       := $(BUILDDIR)/libmodtwin.a
 BIN       := $(BUILDDIR)/modtwin
 UNIT_SRCS := $(wildcard test/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BUILDDIR)/unit/%)
+TLIB_SRCS := $(wildcard test/lib/*.c)
+TLIB_OBJS := $(TLIB_SRCS:%.c=$(BUILDDIR)/%.o)
+TLIB      := $(BUILDDIR)/libtestsupport.a
 BENCH_SRCS:= $(wildcard bench/*.c)
 BENCH_BINS:= $(BENCH_SRCS:bench/%.c=$(BUILDDIR)/bench/%)
 FUZZ_SRCS := $(wildcard test/fuzz/fuzz_*.c)
@@ -55,16 +58,21 @@ $(LIB): $(LIB_OBJS)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
+# Test and benchmark support (image pair generator): linked into unit tests and benchmarks only.
+$(TLIB): $(TLIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
 $(BIN): $(BUILDDIR)/tools/main.o $(LIB)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
-$(BUILDDIR)/unit/%: test/unit/%.c $(LIB) | $(DEPS_OK)
+$(BUILDDIR)/unit/%: test/unit/%.c $(LIB) $(TLIB) | $(DEPS_OK)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS) -lcmocka
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(TLIB) $(LIB) $(LDFLAGS) $(LDLIBS) -lcmocka
 
-$(BUILDDIR)/bench/%: bench/%.c $(LIB) | $(DEPS_OK)
+$(BUILDDIR)/bench/%: bench/%.c $(LIB) $(TLIB) | $(DEPS_OK)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(TLIB) $(LIB) $(LDFLAGS) $(LDLIBS)
 
 # libFuzzer targets: clang with the fuzzer and the sanitizers, sources compiled apart.
 FUZZ_DIR  := $(BUILDDIR)/fuzz
@@ -107,4 +115,4 @@ install: $(BIN)
 clean:
 	rm -rf $(BUILDDIR) $(BUILDDIR)-asan
 
--include $(LIB_OBJS:.o=.d) $(BUILDDIR)/tools/main.d
+-include $(LIB_OBJS:.o=.d) $(TLIB_OBJS:.o=.d) $(BUILDDIR)/tools/main.d

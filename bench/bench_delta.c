@@ -22,11 +22,11 @@
 #include <zstd.h>
 
 #include "firmware/delta.h"
+#include "test/lib/pairgen.h"
 #include "tools/delta_enc.h"
 
 #define BD_SEG     65536u
 #define BD_LEVEL   19
-#define BD_PTRBASE 0x08000000u
 
 static double bd_now(void)
 {
@@ -36,160 +36,7 @@ static double bd_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* ---- image generator (seeded; looks like code and data, not noise) -------------------------- */
-
-struct bd_rng {
-    uint64_t s;
-};
-
-static uint64_t bd_next(struct bd_rng *r)
-{
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15u);
-
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
-}
-
-static size_t bd_below(struct bd_rng *r, size_t n)
-{
-    return n ? (size_t)(bd_next(r) % n) : 0;
-}
-
-static void bd_put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t bd_get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-/* Instruction-like words (a few opcodes, register and immediate fields), pointer literals,
- * small-integer tables, strings, padding and a little incompressible data. */
-static void bd_image(struct bd_rng *r, uint8_t *p, size_t n, size_t image_len)
-{
-    static const uint32_t ops[] = {0xe92d4ff0, 0xe8bd8ff0, 0xe59f0000, 0xe3a00000, 0xeb000000,
-                                   0xe1a00000, 0xe2800001, 0xe3500000, 0x1a000000, 0xe5900000,
-                                   0xe5801000, 0xe12fff1e, 0xe0800001, 0xe2411001};
-    static const char *const words[] = {
-        "modem",   "AT+QFOTADL", "error", "timeout",      "socket",      "+CME ERROR", "flash",
-        "segment", "network",    "OK",    "registration", "PDP context", "%s:%d",      "sim"};
-    size_t i = 0;
-
-    while (i < n) {
-        size_t kind = bd_below(r, 40), run = 16 + bd_below(r, 240), k;
-
-        if (run > n - i)
-            run = n - i;
-        if (kind < 22) {
-            for (k = 0; k + 4 <= run; k += 4) {
-                uint32_t w = ops[bd_below(r, sizeof(ops) / sizeof(ops[0]))];
-
-                if (bd_below(r, 6) == 0)
-                    w = BD_PTRBASE + (uint32_t)(bd_below(r, image_len) & ~3u);
-                else
-                    w |= (uint32_t)bd_below(r, 4) << 12 | (uint32_t)bd_below(r, 8) << 2;
-                bd_put32(p + i + k, w);
-            }
-            for (; k < run; k++)
-                p[i + k] = 0;
-        } else if (kind < 26) {
-            uint32_t v = (uint32_t)bd_below(r, 100);
-
-            for (k = 0; k < run; k++)
-                p[i + k] = (uint8_t)(k % 2 ? 0 : (v += (uint32_t)bd_below(r, 4)));
-        } else if (kind < 32) {
-            for (k = 0; k < run;) {
-                const char *w = words[bd_below(r, sizeof(words) / sizeof(words[0]))];
-                size_t wl = strlen(w) + 1;
-
-                if (wl > run - k)
-                    wl = run - k;
-                memcpy(p + i + k, w, wl);
-                k += wl;
-            }
-        } else if (kind < 39) {
-            memset(p + i, bd_below(r, 2) ? 0xff : 0x00, run);
-        } else {
-            for (k = 0; k < run; k++)
-                p[i + k] = (uint8_t)bd_next(r);
-        }
-        i += run;
-    }
-}
-
-struct bd_edit {
-    unsigned overwrites_per_mib, inserts, removes;
-    bool recompile;
-};
-
-static uint8_t *bd_mutate(struct bd_rng *r, const uint8_t *src, size_t n, const struct bd_edit *ed,
-                          size_t *out_len)
-{
-    size_t nev = ed->inserts + ed->removes, o = 0, s = 0;
-    size_t *at = calloc(nev + 1, sizeof(size_t));
-    long *shift_at = calloc(nev + 1, sizeof(long)), shift = 0;
-    uint8_t *t = malloc(n + ed->inserts * 1024u + 16);
-
-    if (at == NULL || shift_at == NULL || t == NULL)
-        abort();
-    for (size_t k = 0; k < nev; k++)
-        at[k] = bd_below(r, n) & ~(size_t)3;
-    for (size_t k = 1; k < nev; k++)
-        for (size_t j = k; j > 0 && at[j - 1] > at[j]; j--) {
-            size_t x = at[j];
-
-            at[j] = at[j - 1];
-            at[j - 1] = x;
-        }
-    for (size_t k = 0; k < nev; k++) {
-        size_t len = 4 * (1 + bd_below(r, 256));
-
-        if (at[k] < s)
-            at[k] = s;
-        memcpy(t + o, src + s, at[k] - s);
-        o += at[k] - s;
-        s = at[k];
-        if (bd_below(r, nev) < ed->inserts) {
-            bd_image(r, t + o, len, n);
-            o += len;
-            shift += (long)len;
-        } else {
-            len = len > n - s ? n - s : len;
-            s += len;
-            shift -= (long)len;
-        }
-        shift_at[k] = shift;
-    }
-    memcpy(t + o, src + s, n - s);
-    o += n - s;
-    if (ed->recompile) {
-        /* every pointer-looking word follows the code it points to */
-        for (size_t j = 0; j + 4 <= o; j += 4) {
-            uint32_t w = bd_get32(t + j);
-            long sh = 0;
-
-            if (w < BD_PTRBASE || w >= BD_PTRBASE + n)
-                continue;
-            for (size_t k = 0; k < nev && at[k] <= w - BD_PTRBASE; k++)
-                sh = shift_at[k];
-            bd_put32(t + j, (uint32_t)((long)w + sh));
-        }
-    }
-    for (size_t k = 0; k < (size_t)ed->overwrites_per_mib * (o / 4096 + 1) / 256; k++) {
-        size_t pos = bd_below(r, o), len = 1 + bd_below(r, 8);
-
-        for (size_t j = pos; j < pos + len && j < o; j++)
-            t[j] = (uint8_t)bd_next(r);
-    }
-    free(at);
-    free(shift_at);
-    *out_len = o;
-    return t;
-}
+/* Image pairs come from the shared test generator (test/lib/pairgen.c), with the bench mix. */
 
 /* ---- files and subprocesses -------------------------------------------------------------------
  */
@@ -350,9 +197,9 @@ struct bd_result {
 };
 
 static void bd_pair(const struct bd_launcher *l, const char *dir, const char *name, uint64_t seed,
-                    size_t n, const struct bd_edit *ed, struct bd_result *res)
+                    size_t n, const struct pairgen_edit *ed, struct bd_result *res)
 {
-    struct bd_rng r = {seed};
+    struct pairgen_rng r = {seed};
     uint8_t *src = malloc(n), *tgt, *out, **patches;
     size_t tn, nseg, *plen, sample = n < (4u << 20) ? n : (4u << 20);
     enum delta_codec *codecs;
@@ -365,8 +212,10 @@ static void bd_pair(const struct bd_launcher *l, const char *dir, const char *na
     res->name = name;
     if (src == NULL)
         abort();
-    bd_image(&r, src, n, n);
-    tgt = bd_mutate(&r, src, n, ed, &tn);
+    pairgen_image(&r, src, n, n, &pairgen_mix_bench);
+    tgt = pairgen_mutate(&r, src, n, ed, &pairgen_mix_bench, &tn);
+    if (!tgt)
+        abort();
     res->old_len = n;
     res->new_len = tn;
     {
@@ -472,8 +321,8 @@ static void bd_pair(const struct bd_launcher *l, const char *dir, const char *na
 
 int main(int argc, char **argv)
 {
-    static const struct bd_edit kind_a = {11600, 60, 30, false};
-    static const struct bd_edit kind_b = {50, 40, 10, true};
+    static const struct pairgen_edit kind_a = {11600, 60, 30, false};
+    static const struct pairgen_edit kind_b = {50, 40, 10, true};
     char dir[] = "/tmp/bench_delta.XXXXXX", cmd[64];
     long mib = argc > 1 ? strtol(argv[1], NULL, 10) : 16;
     struct bd_result res[2];

@@ -23,183 +23,32 @@
 #include <zstd.h>
 
 #include "firmware/delta.h"
+#include "test/lib/pairgen.h"
 #include "tools/delta_enc.h"
 
 #define SEG     65536u
 #define KIB     1024u
 #define MIB     (1024u * 1024u)
-#define PTRBASE 0x08000000u
 
 /* ---- a generator of firmware-like images and their next versions ---------------------------- */
 
-struct tg_rng {
-    uint64_t s;
-};
-
-static uint64_t tg_next(struct tg_rng *r)
+/* The pairs come from the shared test generator (test/lib/pairgen.c), with the tests' mix. */
+static uint8_t *tg_mutate(struct pairgen_rng *r, const uint8_t *src, size_t n,
+                          const struct pairgen_edit *ed, size_t *out_len)
 {
-    /* splitmix64: fast, seedable, good enough for test data */
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15u);
+    uint8_t *t = pairgen_mutate(r, src, n, ed, &pairgen_mix_test, out_len);
 
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
-}
-
-static size_t tg_below(struct tg_rng *r, size_t n)
-{
-    return n ? (size_t)(tg_next(r) % n) : 0;
-}
-
-static void tg_put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
-}
-
-static uint32_t tg_get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static const char *const tg_words[] = {
-    "modem",   "AT+QFOTADL", "error", "timeout",      "socket",      "+CME ERROR", "flash",
-    "segment", "network",    "OK",    "registration", "PDP context", "%s:%d",      "sim"};
-
-/* Fills p[0, n) with code-like words, pointers into the image, tables, strings and padding. */
-static void tg_image(struct tg_rng *r, uint8_t *p, size_t n, size_t image_len)
-{
-    static const uint32_t ops[] = {0xe92d4ff0, 0xe8bd8ff0, 0xe59f0000, 0xe3a00000, 0xeb000000,
-                                   0xe1a00000, 0xe2800001, 0xe3500000, 0x1a000000, 0xe5900000,
-                                   0xe5801000, 0xe12fff1e, 0xe0800001, 0xe2411001};
-    size_t i = 0;
-
-    while (i < n) {
-        size_t kind = tg_below(r, 20), run = 16 + tg_below(r, 240), k;
-
-        if (run > n - i)
-            run = n - i;
-        if (kind < 11) { /* instructions, some of them pointer literals */
-            for (k = 0; k + 4 <= run; k += 4) {
-                uint32_t w = ops[tg_below(r, sizeof(ops) / sizeof(ops[0]))];
-
-                if (tg_below(r, 6) == 0)
-                    w = PTRBASE + (uint32_t)(tg_below(r, image_len) & ~3u);
-                else
-                    w |= (uint32_t)tg_below(r, 16) << 12 | (uint32_t)tg_below(r, 64);
-                tg_put32(p + i + k, w);
-            }
-            for (; k < run; k++)
-                p[i + k] = 0;
-        } else if (kind < 13) { /* small-integer table */
-            uint32_t v = (uint32_t)tg_below(r, 100);
-
-            for (k = 0; k < run; k++)
-                p[i + k] = (uint8_t)(k % 2 ? 0 : (v += (uint32_t)tg_below(r, 4)));
-        } else if (kind < 16) { /* strings */
-            for (k = 0; k < run;) {
-                const char *w = tg_words[tg_below(r, sizeof(tg_words) / sizeof(tg_words[0]))];
-                size_t wl = strlen(w) + 1;
-
-                if (wl > run - k)
-                    wl = run - k;
-                memcpy(p + i + k, w, wl);
-                k += wl;
-            }
-        } else if (kind < 18) { /* padding */
-            memset(p + i, tg_below(r, 2) ? 0xff : 0x00, run);
-        } else { /* compressed or random data */
-            for (k = 0; k < run; k++)
-                p[i + k] = (uint8_t)tg_next(r);
-        }
-        i += run;
-    }
-}
-
-struct tg_edit {
-    unsigned overwrites_per_mib; /* scattered 1..8-byte overwrites */
-    unsigned inserts, removes;   /* runs of 4..1024 bytes, word aligned */
-    bool recompile;              /* pointers past an insert or remove follow it */
-};
-
-/* Makes the next version of src into a malloc'd buffer. */
-static uint8_t *tg_mutate(struct tg_rng *r, const uint8_t *src, size_t n, const struct tg_edit *ed,
-                          size_t *out_len)
-{
-    size_t nev = ed->inserts + ed->removes, cap = n + ed->inserts * 1024u + 16, o = 0, s = 0;
-    size_t *at = calloc(nev + 1, sizeof(size_t));
-    uint8_t *t = malloc(cap);
-    long *shift_at = calloc(nev + 1, sizeof(long));
-    long shift = 0;
-
-    assert_non_null(at);
     assert_non_null(t);
-    assert_non_null(shift_at);
-    for (size_t k = 0; k < nev; k++)
-        at[k] = tg_below(r, n) & ~(size_t)3;
-    /* sort the event positions (few of them) */
-    for (size_t k = 1; k < nev; k++)
-        for (size_t j = k; j > 0 && at[j - 1] > at[j]; j--) {
-            size_t x = at[j];
-
-            at[j] = at[j - 1];
-            at[j - 1] = x;
-        }
-    for (size_t k = 0; k < nev; k++) {
-        size_t len = 4 * (1 + tg_below(r, 256));
-
-        if (at[k] < s)
-            at[k] = s;
-        memcpy(t + o, src + s, at[k] - s);
-        o += at[k] - s;
-        s = at[k];
-        if (tg_below(r, nev) < ed->inserts) {
-            tg_image(r, t + o, len, n);
-            o += len;
-            shift += (long)len;
-        } else {
-            if (len > n - s)
-                len = n - s;
-            s += len;
-            shift -= (long)len;
-        }
-        shift_at[k] = shift;
-    }
-    memcpy(t + o, src + s, n - s);
-    o += n - s;
-    if (ed->recompile) {
-        for (size_t j = 0; j + 4 <= o; j += 4) {
-            uint32_t w = tg_get32(t + j);
-            long sh = 0;
-
-            if (w < PTRBASE || w >= PTRBASE + n)
-                continue;
-            for (size_t k = 0; k < nev && at[k] <= w - PTRBASE; k++)
-                sh = shift_at[k];
-            tg_put32(t + j, (uint32_t)((long)w + sh));
-        }
-    }
-    for (size_t k = 0; k < (size_t)ed->overwrites_per_mib * (o / 4096 + 1) / 256; k++) {
-        size_t pos = tg_below(r, o), len = 1 + tg_below(r, 8);
-
-        for (size_t j = pos; j < pos + len && j < o; j++)
-            t[j] = (uint8_t)tg_next(r);
-    }
-    free(at);
-    free(shift_at);
-    *out_len = o;
     return t;
 }
 
 static uint8_t *tg_new_image(uint64_t seed, size_t n)
 {
-    struct tg_rng r = {seed};
+    struct pairgen_rng r = {seed};
     uint8_t *p = malloc(n ? n : 1);
 
     assert_non_null(p);
-    tg_image(&r, p, n, n);
+    pairgen_image(&r, p, n, n, &pairgen_mix_test);
     return p;
 }
 
@@ -261,10 +110,10 @@ static void roundtrip(const uint8_t *src, size_t sn, const uint8_t *tgt, size_t 
     delta_enc_free(&e);
 }
 
-static void pair_roundtrip(uint64_t seed, size_t n, const struct tg_edit *ed, size_t seg, int level,
+static void pair_roundtrip(uint64_t seed, size_t n, const struct pairgen_edit *ed, size_t seg, int level,
                            bool inplace, struct rt_result *res)
 {
-    struct tg_rng r = {seed * 7919u + 1};
+    struct pairgen_rng r = {seed * 7919u + 1};
     uint8_t *src = tg_new_image(seed, n), *tgt;
     size_t tn;
 
@@ -274,8 +123,8 @@ static void pair_roundtrip(uint64_t seed, size_t n, const struct tg_edit *ed, si
     free(tgt);
 }
 
-static const struct tg_edit ed_scatter = {2000, 3, 2, false};
-static const struct tg_edit ed_recompile = {200, 4, 2, true};
+static const struct pairgen_edit ed_scatter = {2000, 3, 2, false};
+static const struct pairgen_edit ed_recompile = {200, 4, 2, true};
 
 static void test_roundtrip_edges(void **state)
 {
@@ -301,8 +150,8 @@ static void test_roundtrip_random(void **state)
 
     (void)state;
     for (uint64_t seed = 1; seed <= 24; seed++) {
-        struct tg_rng r = {seed};
-        size_t n = 1 + tg_below(&r, 300 * KIB);
+        struct pairgen_rng r = {seed};
+        size_t n = 1 + pairgen_below(&r, 300 * KIB);
         size_t seg = seed % 3 == 0 ? 4096 : SEG;
 
         pair_roundtrip(seed, n, seed % 2 ? &ed_scatter : &ed_recompile, seg, seed % 5 ? 3 : 19,
@@ -338,8 +187,8 @@ static void test_roundtrip_inplace(void **state)
 
     (void)state;
     for (uint64_t seed = 200; seed < 206; seed++) {
-        struct tg_rng r = {seed};
-        size_t n = 4096 + tg_below(&r, 400 * KIB);
+        struct pairgen_rng r = {seed};
+        size_t n = 4096 + pairgen_below(&r, 400 * KIB);
 
         pair_roundtrip(seed, n, seed % 2 ? &ed_scatter : &ed_recompile, seed % 3 ? SEG : 16384, 3,
                        true, &res);
@@ -353,8 +202,8 @@ static void test_forced_codecs(void **state)
 {
     (void)state;
     for (uint64_t seed = 300; seed < 304; seed++) {
-        struct tg_rng r = {seed * 31};
-        size_t n = seed == 300 ? 3 : 1 + tg_below(&r, 200 * KIB), tn;
+        struct pairgen_rng r = {seed * 31};
+        size_t n = seed == 300 ? 3 : 1 + pairgen_below(&r, 200 * KIB), tn;
         uint8_t *src = tg_new_image(seed, n), *tgt = tg_mutate(&r, src, n, &ed_recompile, &tn);
 
         for (int c = 0; c < DELTA_CODEC_COUNT; c++) {
@@ -381,7 +230,7 @@ static void test_far_reference(void **state)
 {
     size_t n = 64 * MIB;
     uint8_t *src = malloc(n), *out = malloc(SEG), *patch = NULL;
-    struct tg_rng r = {77};
+    struct pairgen_rng r = {77};
     struct delta_enc e;
     struct delta_dec d;
     struct delta_src w;
@@ -391,7 +240,7 @@ static void test_far_reference(void **state)
     assert_non_null(src);
     assert_non_null(out);
     for (size_t i = 0; i < n; i += 8) {
-        uint64_t v = i < SEG ? tg_next(&r) : (i / 8) % 61;
+        uint64_t v = i < SEG ? pairgen_next(&r) : (i / 8) % 61;
 
         memcpy(src + i, &v, 8);
     }
@@ -453,7 +302,7 @@ static void corrupt_one(struct delta_dec *d, enum delta_codec c, const struct de
 static void test_corruption(void **state)
 {
     size_t n = 12000, tn, seg = 4096;
-    struct tg_rng r = {400};
+    struct pairgen_rng r = {400};
     uint8_t *src = tg_new_image(400, n), *tgt = tg_mutate(&r, src, n, &ed_recompile, &tn);
     struct delta_enc e;
     struct delta_dec d;
@@ -703,7 +552,7 @@ static void test_bsdiff40(void **state)
     }
     assert_non_null(mkdtemp(dir));
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-        struct tg_rng r = {500 + i};
+        struct pairgen_rng r = {500 + i};
         uint8_t *src = tg_new_image(500 + i, sizes[i]), *tgt, *patch, *out;
         size_t tn, plen, ram = 0;
         uint64_t on;
@@ -771,7 +620,7 @@ static void test_bsdiff40_corrupt(void **state)
     static const size_t whole[] = {SIZE_MAX};
     static const size_t odd[] = {13, 1, 511};
     char dir[] = "/tmp/test_delta.XXXXXX";
-    struct tg_rng r = {600};
+    struct pairgen_rng r = {600};
     uint8_t *src, *tgt, *patch, *p, *out;
     size_t n = 6000, tn, plen, bad = 0, okwrong = 0;
     uint64_t on;
@@ -849,7 +698,7 @@ static void test_bsdiff40_corrupt(void **state)
 static void test_size_claim(void **state)
 {
     struct rt_result chosen, src_only, bs_only;
-    struct tg_rng r = {700};
+    struct pairgen_rng r = {700};
     size_t n = 4 * MIB, tn;
     uint8_t *src = tg_new_image(700, n), *tgt = tg_mutate(&r, src, n, &ed_recompile, &tn);
     struct delta_enc e;
@@ -879,7 +728,7 @@ static void test_size_claim(void **state)
 static void test_full(void **state)
 {
     uint8_t *img = tg_new_image(800, 200000), *patch, noise[5000];
-    struct tg_rng r = {800};
+    struct pairgen_rng r = {800};
     struct delta_dec d;
     enum delta_codec c;
     size_t plen;
@@ -893,7 +742,7 @@ static void test_full(void **state)
     assert_memory_equal(out, img, SEG);
     free(patch);
     for (size_t i = 0; i < sizeof(noise); i++)
-        noise[i] = (uint8_t)tg_next(&r);
+        noise[i] = (uint8_t)pairgen_next(&r);
     assert_int_equal(delta_enc_full(noise, sizeof(noise), 19, &c, &patch, &plen), 0);
     assert_int_equal(c, DELTA_RAW);
     assert_int_equal(plen, sizeof(noise));
