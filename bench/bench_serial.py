@@ -1,13 +1,15 @@
 #!/usr/bin/python3
 """Raw serial upload: AT+QFUPL of 16 MiB over the module's PTY with RTS/CTS (AT+IFC=2,2, no pacing)
-against the raw throughput of a bare PTY pair moving the same bytes in the same run.
+against the raw throughput of a bare PTY pair moving the same bytes in the same run. Both sides
+use the same host writer (64 KiB os.write calls); the peer's far side is `head -c`, a C reader
+like the module.
 usage: bench_serial.py MODTWIN"""
 import os
+import select
 import subprocess
 import sys
 import tempfile
 import termios
-import threading
 import time
 import tty
 
@@ -18,23 +20,17 @@ DATA = os.urandom(SIZE)
 
 
 def raw_pty():
-    """Host writes DATA to the slave, a reader drains the master: MB/s."""
+    """The same writer into a bare PTY whose other side `cat` (C, like the module) drains: MB/s."""
     master, slave = os.openpty()
     tty.setraw(slave)
-    got = [0]
-
-    def reader():
-        while got[0] < SIZE:
-            got[0] += len(os.read(master, 1 << 16))
-
-    t = threading.Thread(target=reader)
+    reader = subprocess.Popen(["head", "-c", str(SIZE)], stdin=master,
+                              stdout=subprocess.DEVNULL)
     t0 = time.perf_counter()
-    t.start()
     view = memoryview(DATA)
     off = 0
     while off < SIZE:
         off += os.write(slave, view[off:off + (1 << 16)])
-    t.join()
+    reader.wait()
     dt = time.perf_counter() - t0
     os.close(master)
     os.close(slave)
@@ -71,7 +67,14 @@ def modtwin_upload(binary):
         s.write(b'AT+QFUPL="big.bin",%d,60,0\r' % SIZE)
         read_until(s, b"CONNECT\r\n")
         t0 = time.perf_counter()
-        s.write(DATA)
+        # the same writer as the peer's: 64 KiB os.write calls on the port's descriptor
+        view = memoryview(DATA)
+        off = 0
+        while off < SIZE:
+            try:
+                off += os.write(s.fileno(), view[off:off + (1 << 16)])
+            except BlockingIOError:
+                select.select([], [s.fileno()], [], 1)
         out = read_until(s, b"OK\r\n", timeout=300)
         dt = time.perf_counter() - t0
         if b"+QFUPL: %d," % SIZE not in out:
