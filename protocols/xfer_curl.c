@@ -32,6 +32,7 @@
 #define XFER_CURL_CONNECT_DEFAULT 30.0 /* s: libcurl's own default (300 s) hides gotcha 6 */
 #define XFER_CURL_KICK            0.01 /* s: the FTPS kick period (probe-local gotcha 6) */
 #define XFER_CURL_MAX_REDIRS      5L
+#define XFER_CURL_BUFFER          (256L * 1024) /* bytes libcurl hands over per write call */
 /* where the world's "refuse" sends every connection: nothing listens on TCP port 1 of the
  * loopback, so the kernel answers with a RST and libcurl takes its own COULDNT_CONNECT path */
 #define XFER_CURL_REFUSE_TO "::127.0.0.1:1"
@@ -671,6 +672,9 @@ static bool xfer_curl_setopts(struct xfer_curl_x *xcx, const char *url)
     XFER_CURL_SET(CURLOPT_WRITEDATA, (void *)xcx);
     XFER_CURL_SET(CURLOPT_NOSIGNAL, 1L);
     XFER_CURL_SET(CURLOPT_NOPROGRESS, 1L);
+    /* Big reads: each one is a sink write (flash programs) and a loop turn; 16 KiB pieces
+     * made a 64 MiB download four thousand rounds of that. */
+    XFER_CURL_SET(CURLOPT_BUFFERSIZE, XFER_CURL_BUFFER);
     XFER_CURL_SET(CURLOPT_PROTOCOLS_STR, "http,https,ftp");
     XFER_CURL_SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     XFER_CURL_SET(CURLOPT_FOLLOWLOCATION, 1L);
