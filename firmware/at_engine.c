@@ -152,8 +152,8 @@ void at_urc(struct at_engine *e, const char *fmt, ...)
     if ((size_t)n > sizeof(buf) - pre - 3)
         n = (int)(sizeof(buf) - pre - 3);
     memcpy(buf + pre + (size_t)n, "\r\n", 2);
-    /* A URC never cuts into a response or into a data transfer. */
-    if (e->busy || e->data)
+    /* A URC never cuts into a response or into a data transfer (but a stream may carry them). */
+    if (e->busy || (e->data && !e->data_urcs))
         at_urc_hold(e, buf, pre + (size_t)n + 2);
     else
         at_write(e, buf, pre + (size_t)n + 2);
@@ -309,10 +309,17 @@ void at_data_begin(struct at_engine *e, size_t want, at_data_fn *fn, void *ctx)
     e->dropped += e->backlog_len;
     e->backlog_len = 0;
     e->data = true;
+    e->data_urcs = false;
     e->data_want = want;
     e->data_got = 0;
     e->data_fn = fn;
     e->data_ctx = ctx;
+}
+
+void at_stream_begin(struct at_engine *e, size_t want, at_data_fn *fn, void *ctx)
+{
+    at_data_begin(e, want, fn, ctx);
+    e->data_urcs = true;
 }
 
 void at_data_end(struct at_engine *e, int result)
@@ -320,7 +327,16 @@ void at_data_end(struct at_engine *e, int result)
     if (!e->data)
         return;
     e->data = false;
-    at_finish(e, result);
+    if (e->busy) {
+        at_finish(e, result);
+        return;
+    }
+    /* A stream after its command's final result: URCs held meanwhile go out now. */
+    if (e->urc_len) {
+        size_t n = e->urc_len;
+        e->urc_len = 0;
+        at_write(e, e->urc, n);
+    }
 }
 
 /* Feeds data-mode bytes; returns how many of buf it took. */

@@ -116,6 +116,7 @@ struct at_engine {
     bool has_deferred;
     /* data mode */
     bool data;
+    bool data_urcs; /* URCs pass while in data mode (at_stream_begin) */
     size_t data_want, data_got;
     at_data_fn *data_fn;
     void *data_ctx;
@@ -161,7 +162,15 @@ void at_finish(struct at_engine *e, int result);
  */
 void at_data_begin(struct at_engine *e, size_t want, at_data_fn *fn, void *ctx);
 
-/* Leaves data mode early (a time-out) with a final result. */
+/*
+ * Data mode for a raw stream that follows the command's final result (Quectel FILE:<length>:
+ * OK, then the bytes): the same as at_data_begin, but called from a handler that then returns
+ * AT_RES_OK, and URCs are written while the bytes come in (the host reads while it sends). The
+ * sink's final result is not printed (return AT_RES_SILENT).
+ */
+void at_stream_begin(struct at_engine *e, size_t want, at_data_fn *fn, void *ctx);
+
+/* Leaves data mode early (a time-out) with a final result (none after at_stream_begin). */
 void at_data_end(struct at_engine *e, int result);
 
 /* Prints a final result code now (for handlers that return AT_RES_SILENT). */

@@ -65,6 +65,7 @@ struct fota_event {
 struct fota_family {
     const char *name;
     void (*on_event)(struct modem *m, const struct fota_event *ev);
+    const void *data; /* the family's own static data (its variant) */
 };
 
 /* How a power-on goes. */

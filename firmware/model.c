@@ -12,23 +12,27 @@
 
 #include "firmware/cmd_basic.h"
 #include "firmware/cmd_quectel_file.h"
+#include "firmware/cmd_quectel_fota.h"
+#include "firmware/quectel_fota.h"
 #include "firmware/fw_image.h"
 
 #define KiB(x) ((uint32_t)(x) << 10)
 #define MiB(x) ((uint32_t)(x) << 20)
 
-static const struct at_table *const quectel_tables[] = {&cmd_basic_table,
-                                                        &cmd_quectel_file_table};
+static const struct at_table *const quectel_tables[] = {&cmd_basic_table, &cmd_quectel_file_table,
+                                                        &cmd_quectel_fota_table};
 /* BC260Y-CN (NB-IoT) has no Quectel FILE commands in its documents. */
-static const struct at_table *const quectel_nb_tables[] = {&cmd_basic_table};
+static const struct at_table *const quectel_nb_tables[] = {&cmd_basic_table,
+                                                           &cmd_quectel_nb_fota_table};
 
 static const enum model_boot quectel_boot[] = {
     MODEL_BOOT_RDY,   MODEL_BOOT_CFUN,     MODEL_BOOT_CPIN,
     MODEL_BOOT_QUSIM, MODEL_BOOT_SMS_DONE, MODEL_BOOT_END,
 };
 
+/* Seed 004 section 7: an update's result comes between +CFUN and +CPIN. */
 static const enum model_boot quectel_nb_boot[] = {
-    MODEL_BOOT_RDY, MODEL_BOOT_CFUN, MODEL_BOOT_CPIN, MODEL_BOOT_IP, MODEL_BOOT_END,
+    MODEL_BOOT_RDY, MODEL_BOOT_CFUN, MODEL_BOOT_FOTA, MODEL_BOOT_CPIN, MODEL_BOOT_IP, MODEL_BOOT_END,
 };
 
 /* 16 MB NOR: the DFOTA package lands in UFS, the new image is built in backup, then restored. */
@@ -96,6 +100,7 @@ static const struct model model_table[] = {
         .topo = FOTA_TOPO_STAGING,
         .policy = FOTA_POLICY_RESUME,
         .apply_step_seconds = 0.05,
+        .fota_family = &quectel_dfota_family,
         .tables = TABLES(quectel_tables),
     },
     {
@@ -148,6 +153,7 @@ static const struct model model_table[] = {
         .topo = FOTA_TOPO_STAGING,
         .policy = FOTA_POLICY_RESUME,
         .apply_step_seconds = 0.05,
+        .fota_family = &quectel_nb_family,
         .tables = TABLES(quectel_nb_tables),
     },
     {
@@ -174,6 +180,7 @@ static const struct model model_table[] = {
         .topo = FOTA_TOPO_STAGING,
         .policy = FOTA_POLICY_RESUME,
         .apply_step_seconds = 0.05,
+        .fota_family = &quectel_dfota_family,
         .tables = TABLES(quectel_tables),
         .bench = true,
     },

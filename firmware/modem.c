@@ -469,6 +469,7 @@ static void modem_teardown(struct modem *m)
 {
     vtimer_stop(&m->boot_timer);
     fota_stop(&m->fota);
+    qfota_stop(&m->qfota);
     /* Transfers die with the power; the download's unsynced bytes are lost (ufs_abort). */
     dl_cancel(&m->dl);
     xfer_env_free(&m->xenv);
@@ -608,6 +609,7 @@ int modem_init(struct modem *m, const struct model *model, int index, const char
     model_imei(model, index, m->imei);
     radio_defaults(&m->radio, model->act, model->ip);
     fota_init(&m->fota, m);
+    qfota_init(&m->qfota, m);
     m->policy = model->policy;
     m->xenv.loop = hub->loop;
     m->xenv.net = &m->net;

@@ -23,6 +23,7 @@
 #include "firmware/fota.h"
 #include "firmware/fw_image.h"
 #include "firmware/model.h"
+#include "firmware/quectel_fota.h"
 #include "hal/pty.h"
 #include "hal/radio.h"
 #include "hal/uart.h"
@@ -102,6 +103,7 @@ struct modem {
     struct xfer_env xenv;
     struct dl dl;
     struct fota fota;
+    struct qfota qfota; /* the Quectel update family's job (AT+QFOTADL) */
     struct fw_image_info fw; /* the running image (valid when fw_ok) */
     bool fw_ok;
     enum fota_policy policy;      /* what a cut during an apply leaves */

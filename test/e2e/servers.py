@@ -241,7 +241,7 @@ io.loop()
 class Ftpd(_Root):
     """pyftpdlib: plain FTP on `port`, explicit FTPS on `tls_port` (None without pyOpenSSL)."""
 
-    def __init__(self, directory, root, cert, key):
+    def __init__(self, directory, root, cert, key, user=FTP_USER, password=FTP_PASS):
         probe = subprocess.run([PYTHON, "-c", "import pyftpdlib"], capture_output=True)
         if not os.access(PYTHON, os.X_OK) or probe.returncode != 0:
             pytest.skip("pyftpdlib not installed for %s (apt-get install python3-pyftpdlib)"
@@ -260,7 +260,7 @@ class Ftpd(_Root):
         with open(self.errfile, "wb") as err:
             self.proc = subprocess.Popen(
                 [PYTHON, script, self.path, str(self.port), str(self.tls_port or 0), cert, key,
-                 FTP_USER, FTP_PASS], stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+                 user, password], stdin=subprocess.DEVNULL, stdout=err, stderr=err)
         try:
             _wait_port(self.port, self.proc, self.errfile)
             if self.tls_port:

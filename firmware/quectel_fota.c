@@ -1,0 +1,482 @@
+/*
+ * The Quectel update family (see the flow in quectel_fota.h): the job from AT+QFOTADL to END.
+ * Download URCs come from dl.c's milestones or from the serial receive; after the package is in
+ * UFS the FOTA engine takes over and this file only translates its events. The URC counts follow
+ * the command's own examples: <download_URC_max> N prints exactly N DOWNLOADING URCs numbered
+ * 1..N as the bytes arrive (the last one when done); <update_URC_max> likewise for UPDATING.
+ * BC260Y prints the engine's percentage with a '%' and ",1,1" instead (seed 004 section 7).
+ */
+#include "firmware/quectel_fota.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "firmware/modem.h"
+
+#define QFOTA_NV_KEY "qfota"
+#define QFOTA_NV_VERSION 1
+
+/* ---- variants -------------------------------------------------------------------------------- */
+
+static const struct qfota_variant qfota_dfota = {
+    .name = "dfota", .url_max = QFOTA_URL_MAX, .dl_default = 100, .upd_default = 100,
+};
+
+static const struct qfota_variant qfota_nb = {
+    .name = "nb", .nb = true, .end_at_boot = true, .url_max = QFOTA_URL_MAX, .dl_default = 100, .upd_default = 100,
+};
+
+static void qfota_on_event(struct modem *m, const struct fota_event *ev);
+
+const struct fota_family quectel_dfota_family = {"quectel-dfota", qfota_on_event, &qfota_dfota};
+const struct fota_family quectel_nb_family = {"quectel-nb", qfota_on_event, &qfota_nb};
+
+const struct qfota_variant *qfota_variant(const struct modem *m)
+{
+    const struct fota_family *f = m->model->fota_family;
+
+    return f ? f->data : NULL;
+}
+
+/* ---- URCs ------------------------------------------------------------------------------------ */
+
+static const char *qfota_src_word(enum qfota_src s)
+{
+    switch (s) {
+    case QFOTA_SRC_FTP:
+        return "FTP";
+    case QFOTA_SRC_COAP:
+        return "COAP";
+    case QFOTA_SRC_FILE:
+    case QFOTA_SRC_PROTO:
+        return "FILE";
+    default:
+        return "HTTP";
+    }
+}
+
+/* DOWNLOADING URCs up to the count `upto` (LTE) or the percentage `upto` (BC260Y). */
+static void qfota_dl_urcs(struct qfota *q, unsigned upto)
+{
+    const struct qfota_variant *v = qfota_variant(q->m);
+
+    if (v->nb) {
+        if (upto > q->dl_sent && q->dl_max)
+            modem_urc(q->m, "+QIND: \"FOTA\",\"DOWNLOADING\",%u%%", upto);
+        if (upto > q->dl_sent)
+            q->dl_sent = upto;
+        return;
+    }
+    while (q->dl_sent < upto && q->dl_sent < q->dl_max)
+        modem_urc(q->m, "+QIND: \"FOTA\",\"DOWNLOADING\",%u", ++q->dl_sent);
+}
+
+/* The download progress in percent -> the URCs due. */
+static void qfota_dl_progress_pct(struct qfota *q, unsigned pct)
+{
+    const struct qfota_variant *v = qfota_variant(q->m);
+
+    if (pct > 100)
+        pct = 100;
+    qfota_dl_urcs(q, v->nb ? pct : pct * q->dl_max / 100);
+}
+
+static void qfota_upd_urcs(struct qfota *q, unsigned pct)
+{
+    const struct qfota_variant *v = qfota_variant(q->m);
+
+    if (pct > 100)
+        pct = 100;
+    if (v->nb) {
+        if (pct > q->upd_sent || (pct == 0 && q->upd_sent == 0 && q->upd_max))
+            modem_urc(q->m, "+QIND: \"FOTA\",\"UPDATING\",%u%%,1,1", pct);
+        if (pct > q->upd_sent)
+            q->upd_sent = pct;
+        return;
+    }
+    while (q->upd_sent < pct * q->upd_max / 100)
+        modem_urc(q->m, "+QIND: \"FOTA\",\"UPDATING\",%u", ++q->upd_sent);
+}
+
+/* ---- the job record -------------------------------------------------------------------------- */
+
+/* NV "qfota": u8 version, u8 source, u8 own file, u8 update URC count. */
+static int qfota_save(struct qfota *q)
+{
+    uint8_t rec[4] = {QFOTA_NV_VERSION, (uint8_t)q->src, q->own_file, (uint8_t)q->upd_max};
+
+    return nv_set(&q->m->nv, QFOTA_NV_KEY, rec, sizeof(rec));
+}
+
+/* Reads the record after a reboot; false when there is none. */
+static bool qfota_load(struct qfota *q)
+{
+    uint8_t rec[4];
+
+    if (q->src != QFOTA_SRC_NONE)
+        return true;
+    if (nv_get(&q->m->nv, QFOTA_NV_KEY, rec, sizeof(rec)) != (int)sizeof(rec) ||
+        rec[0] != QFOTA_NV_VERSION || rec[1] > QFOTA_SRC_UFS || rec[3] > 100)
+        return false;
+    q->src = (enum qfota_src)rec[1];
+    q->own_file = rec[2] != 0;
+    q->upd_max = rec[3];
+    q->upd_sent = 0;
+    return true;
+}
+
+/* The job is over (END printed): its package and record go. */
+static void qfota_finish(struct qfota *q)
+{
+    if (q->own_file)
+        ufs_remove(&q->m->ufs, QFOTA_PKG_FILE);
+    nv_del(&q->m->nv, QFOTA_NV_KEY);
+    q->src = QFOTA_SRC_NONE;
+    q->receiving = false;
+}
+
+static void qfota_end(struct qfota *q, enum pkg_err e)
+{
+    const struct qfota_variant *v = qfota_variant(q->m);
+
+    modem_urc(q->m, "+QIND: \"FOTA\",\"END\",%d",
+              v->nb ? quectel_nb_upgrade_err(e) : quectel_dfota_err(e));
+    qfota_finish(q);
+}
+
+/* ---- engine events --------------------------------------------------------------------------- */
+
+static void qfota_on_event(struct modem *m, const struct fota_event *ev)
+{
+    struct qfota *q = &m->qfota;
+    const struct qfota_variant *v = qfota_variant(m);
+
+    if (!qfota_load(q))
+        return; /* a job the control API started: no URCs of a QFOTADL job */
+    switch (ev->kind) {
+    case FOTA_EV_REFUSED:
+        qfota_end(q, ev->err);
+        break;
+    case FOTA_EV_APPLY_START:
+        modem_urc(m, "+QIND: \"FOTA\",\"START\"");
+        /* After a power cut the count goes on from the saved progress. */
+        q->upd_sent = v->nb ? ev->pct : ev->pct * q->upd_max / 100;
+        if (v->nb && ev->resumed && q->upd_max)
+            modem_urc(m, "+QIND: \"FOTA\",\"UPDATING\",%u%%,1,1", ev->pct);
+        break;
+    case FOTA_EV_PROGRESS:
+        if (q->upd_max)
+            qfota_upd_urcs(q, ev->pct);
+        break;
+    case FOTA_EV_APPLIED:
+        /* LTE: the upgrade reports its result, then the module restarts (seed 002 3.3.1.1). */
+        if (!v->end_at_boot)
+            modem_urc(m, "+QIND: \"FOTA\",\"END\",0");
+        break;
+    case FOTA_EV_FAILED:
+        /* Outside upgrade mode the job ends here; in it, the module restarts and the result
+         * event after the boot ends the job (BC260Y prints END only then). */
+        if (m->power != MODEM_UPGRADE)
+            qfota_end(q, ev->err);
+        else if (!v->end_at_boot)
+            modem_urc(m, "+QIND: \"FOTA\",\"END\",%d", quectel_dfota_err(ev->err));
+        break;
+    case FOTA_EV_RESULT:
+        /* LTE printed END before the restart, except for an apply a power cut rolled back. */
+        if (v->end_at_boot || ev->err == PKG_E_INTERRUPTED)
+            qfota_end(q, ev->err);
+        else
+            qfota_finish(q);
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- into the engine ------------------------------------------------------------------------- */
+
+/* The package is in UFS: the engine verifies and applies it. */
+static void qfota_hand_over(struct qfota *q, const char *file)
+{
+    int rc;
+
+    q->receiving = false;
+    rc = qfota_save(q);
+    if (rc == -ECANCELED)
+        return;
+    if (!rc)
+        rc = fota_start(&q->m->fota, file, q->apply_now);
+    if (rc && rc != -ECANCELED)
+        qfota_end(q, rc == -ENOENT ? PKG_E_TRUNCATED : PKG_E_IO);
+}
+
+/* ---- downloads ------------------------------------------------------------------------------- */
+
+/* What stands in the way of data now, for the codes that tell causes apart. */
+static enum quectel_net qfota_net(const struct qfota *q)
+{
+    const struct modem *m = q->m;
+
+    if (m->net.up)
+        return QUECTEL_NET_OK;
+    if (m->attached && m->outage)
+        return QUECTEL_NET_OUTAGE;
+    if (q->ctx_was_up)
+        return QUECTEL_NET_CTX_LOST;
+    return QUECTEL_NET_DOWN;
+}
+
+static void qfota_dl_end(struct qfota *q, enum xfer_err err, int detail, uint64_t got)
+{
+    const struct qfota_variant *v = qfota_variant(q->m);
+    enum quectel_net net = qfota_net(q);
+    int code;
+
+    if (v->nb)
+        code = quectel_nb_dl_err(err, net);
+    else if (q->src == QFOTA_SRC_FTP)
+        code = quectel_ftp_err(err, detail, got, net);
+    else
+        code = quectel_http_err(err, detail, got, net);
+    if (err == XFER_OK)
+        qfota_dl_progress_pct(q, 100);
+    modem_urc(q->m, "+QIND: \"FOTA\",\"%sEND\",%d", qfota_src_word(q->src), code);
+    if (err != XFER_OK) {
+        qfota_finish(q);
+        return;
+    }
+    qfota_hand_over(q, QFOTA_PKG_FILE);
+}
+
+static void qfota_dl_done(void *ctx, struct dl *d, enum xfer_err err, int detail)
+{
+    struct qfota *q = ctx;
+    struct dl_status st;
+
+    dl_status(d, &st);
+    qfota_dl_end(q, err, detail, st.got);
+    modem_flash_event(q->m);
+}
+
+static void qfota_dl_progress(void *ctx, struct dl *d, int percent, uint64_t got, uint64_t total)
+{
+    struct qfota *q = ctx;
+
+    (void)d;
+    (void)got;
+    (void)total;
+    if (percent >= 0)
+        qfota_dl_progress_pct(q, (unsigned)percent);
+}
+
+/* FTP: does the URL's path name a file below the root? (The module stores from the root only.) */
+static bool qfota_ftp_subdir(const char *url)
+{
+    const char *path = strstr(url, "://");
+
+    path = path ? strchr(path + 3, '/') : NULL;
+    return path && strchr(path + 1, '/') != NULL;
+}
+
+static int qfota_download(struct qfota *q, const char *url)
+{
+    struct modem *m = q->m;
+    struct xfer_opts o;
+    struct dl_status st;
+    int rc;
+
+    modem_xfer_defaults(m, &o);
+    q->ctx_was_up = m->net.up;
+    modem_urc(m, "+QIND: \"FOTA\",\"%sSTART\"", qfota_src_word(q->src));
+    if (q->src == QFOTA_SRC_FTP && qfota_ftp_subdir(url)) {
+        modem_urc(m, "+QIND: \"FOTA\",\"FTPEND\",%d", QUECTEL_FTP_PATH);
+        qfota_finish(q);
+        return 0;
+    }
+    dl_set_progress(&m->dl, qfota_dl_progress);
+    rc = dl_start(&m->dl, &m->xenv, &m->ufs, url, QFOTA_PKG_FILE, false, &o, qfota_dl_done, q);
+    if (rc == -EBUSY)
+        return rc;
+    if (rc) {
+        /* Refused before any byte moved: the END URC tells why, as a failed transfer would. */
+        dl_status(&m->dl, &st);
+        qfota_dl_end(q, st.err != XFER_OK ? st.err : XFER_E_INTERNAL, st.detail, 0);
+    }
+    return 0;
+}
+
+/* ---- FILE:<length> on the AT port ------------------------------------------------------------ */
+
+static void qfota_file_close(struct qfota *q)
+{
+    struct modem_port *p = q->port;
+
+    vtimer_stop(&q->timer);
+    if (p) {
+        p->rx_limit = q->saved_limit;
+        modem_port_uart_update(q->m, p);
+    }
+    q->port = NULL;
+}
+
+static void qfota_file_fail(struct qfota *q)
+{
+    if (q->fh_open)
+        ufs_abort(&q->fh);
+    q->fh_open = false;
+    qfota_file_close(q);
+    modem_urc(q->m, "+QIND: \"FOTA\",\"FILEEND\",%d", QUECTEL_FILE_ERR);
+    qfota_finish(q);
+}
+
+static void qfota_file_timeout(void *ctx)
+{
+    struct qfota *q = ctx;
+    struct modem_port *p = q->port;
+
+    qfota_file_fail(q);
+    if (p)
+        at_data_end(&p->at, AT_RES_SILENT);
+    modem_flash_event(q->m);
+}
+
+static int qfota_file_data(void *ctx, const uint8_t *buf, size_t len, bool done)
+{
+    struct qfota *q = ctx;
+    int rc;
+
+    if (!q->rx_err) {
+        ssize_t w = ufs_write(&q->fh, buf, len);
+        if (w < 0)
+            q->rx_err = (int)w;
+    }
+    q->got += len;
+    if (q->want)
+        qfota_dl_progress_pct(q, (unsigned)(q->got * 100 / q->want));
+    if (!done) {
+        vtimer_start(&q->timer, q->m->clock, QFOTA_FILE_TIMEOUT, qfota_file_timeout, q);
+        return AT_RES_PENDING;
+    }
+    if (q->rx_err) {
+        qfota_file_fail(q);
+        return AT_RES_SILENT;
+    }
+    q->fh_open = false;
+    rc = ufs_close(&q->fh); /* one sync: the package appears whole or not at all */
+    qfota_file_close(q);
+    if (rc == -ECANCELED)
+        return AT_RES_SILENT;
+    if (rc) {
+        modem_urc(q->m, "+QIND: \"FOTA\",\"FILEEND\",%d", QUECTEL_FILE_ERR);
+        qfota_finish(q);
+        return AT_RES_SILENT;
+    }
+    qfota_dl_progress_pct(q, 100);
+    modem_urc(q->m, "+QIND: \"FOTA\",\"FILEEND\",0");
+    qfota_hand_over(q, QFOTA_PKG_FILE);
+    return AT_RES_SILENT;
+}
+
+/* Whether the port's receiver has flow control (AT+IFC=2,2 on the UART, usbifc on USB). */
+static bool qfota_port_flow(const struct modem *m, const struct modem_port *p)
+{
+    return p->index == 0 ? m->ifc_rx == 2 && m->ifc_tx == 2 : m->usb_flow;
+}
+
+static int qfota_file_begin(struct qfota *q, struct modem_port *p, uint64_t length)
+{
+    struct modem *m = q->m;
+    uint64_t free_bytes, total, need;
+    int rc;
+
+    ufs_space(&m->ufs, &free_bytes, &total);
+    /* An old package of ours is replaced: its blocks count as free. */
+    need = (length + UFS_BLOCK - 1) / UFS_BLOCK * UFS_BLOCK;
+    if (need > total)
+        return -EFBIG;
+    ufs_remove(&m->ufs, QFOTA_PKG_FILE);
+    ufs_space(&m->ufs, &free_bytes, &total);
+    if (need > free_bytes)
+        return -ENOSPC;
+    rc = ufs_open(&m->ufs, &q->fh, QFOTA_PKG_FILE, UFS_WRONLY | UFS_CREAT | UFS_TRUNC);
+    if (rc)
+        return rc;
+    q->fh_open = true;
+    q->port = p;
+    q->want = length;
+    q->got = 0;
+    q->rx_err = 0;
+    /* Without flow control the module takes the package at its own pace (seed 002: 15 KB/s). */
+    q->saved_limit = p->rx_limit;
+    if (!qfota_port_flow(m, p)) {
+        p->rx_limit = QFOTA_FILE_RX_LIMIT;
+        modem_port_uart_update(m, p);
+    }
+    modem_urc(m, "+QIND: \"FOTA\",\"FILESTART\"");
+    at_stream_begin(&p->at, (size_t)length, qfota_file_data, q);
+    vtimer_start(&q->timer, m->clock, QFOTA_FILE_TIMEOUT, qfota_file_timeout, q);
+    return 0;
+}
+
+/* ---- entry points ---------------------------------------------------------------------------- */
+
+void qfota_init(struct qfota *q, struct modem *m)
+{
+    memset(q, 0, sizeof(*q));
+    q->m = m;
+}
+
+int qfota_start(struct qfota *q, struct modem_port *p, const struct qfota_req *req)
+{
+    struct modem *m = q->m;
+    const struct qfota_variant *v = qfota_variant(m);
+    struct ufs_stat st;
+    int rc;
+
+    if (!v || !m->storage_ok)
+        return -ENODEV;
+    if (q->src != QFOTA_SRC_NONE || m->fota.state != FOTA_ST_IDLE)
+        return -EBUSY;
+    if (req->src == QFOTA_SRC_UFS && ufs_stat(&m->ufs, req->url, &st))
+        return -ENOENT;
+    q->src = req->src;
+    q->apply_now = req->apply_now;
+    q->dl_max = req->dl_max;
+    q->upd_max = req->upd_max;
+    q->dl_sent = q->upd_sent = 0;
+    q->own_file = req->src != QFOTA_SRC_UFS;
+    q->receiving = true;
+    switch (req->src) {
+    case QFOTA_SRC_FTP:
+    case QFOTA_SRC_HTTP:
+    case QFOTA_SRC_COAP:
+        rc = qfota_download(q, req->url);
+        break;
+    case QFOTA_SRC_FILE:
+        rc = qfota_file_begin(q, p, req->length);
+        break;
+    case QFOTA_SRC_UFS:
+        qfota_hand_over(q, req->url);
+        rc = 0;
+        break;
+    default:
+        rc = -EINVAL;
+        break;
+    }
+    if (rc) {
+        q->src = QFOTA_SRC_NONE;
+        q->receiving = false;
+    }
+    return rc;
+}
+
+void qfota_stop(struct qfota *q)
+{
+    vtimer_stop(&q->timer);
+    /* The unmount drops the writer; nothing is written from here. */
+    q->fh_open = false;
+    q->port = NULL;
+    q->src = QFOTA_SRC_NONE;
+    q->receiving = false;
+}

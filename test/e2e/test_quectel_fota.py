@@ -1,0 +1,232 @@
+"""AT+QFOTADL on the LTE models (seed 002): the documents' example exchanges byte for byte against
+real servers (nginx, pyftpdlib) and a package sent over the AT port, then every result code by a
+real cause: transfer failures, packages the module refuses, bad command lines."""
+import os
+import subprocess
+
+import pytest
+
+from conftest import BIN, at, read_for, read_until
+from servers import Ftpd, free_port, make_cert, nginx, tls_cert, www  # noqa: F401 (fixtures)
+
+OLD_REV = "EC200ACNHAR01A02M16"
+NEW_REV = "EC200ACNHAR01A03M16"
+PKG = "EC200ACNHAR01A02M16.bin"   # the name the seed's URLs use
+
+
+def run(*args):
+    out = subprocess.run([BIN, *args], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout
+
+
+@pytest.fixture(scope="module")
+def pkgs(tmp_path_factory, www):
+    """Packages for the factory image, served from the servers' root under the seed's name."""
+    d = tmp_path_factory.mktemp("pkgs")
+    a, b = d / "a.img", d / "b.img"
+    run("image", "--model", "EC200A-CN", "-o", str(a))
+    run("image", "--from", str(a), "--revision", NEW_REV, "--change", "3", "--seed", "5",
+        "-o", str(b))
+    out = {}
+    for name, args in (("ab", (a, b)), ("ba", (b, a))):
+        out[name] = d / (name + ".pkg")
+        run("pack", "-q", "-l", "3", *map(str, args), "-o", str(out[name]))
+    other = d / "other.img"
+    run("image", "--revision", "EC200NCNLAR03A01M08", "--size", "256K", "-o", str(other))
+    out["project"] = d / "project.pkg"
+    run("pack", "-q", "-l", "3", str(other), "-o", str(out["project"]))
+    line = d / "line.img"
+    run("image", "--from", str(a), "--revision", "EC200ACNHAR02A01M16", "--baseline",
+        "EC200ACNHAR02", "--change", "1", "-o", str(line))
+    out["baseline"] = d / "baseline.pkg"
+    run("pack", "-q", "-l", "3", str(line), "-o", str(out["baseline"]))
+    data = out["ab"].read_bytes()
+    out["corrupt"] = d / "corrupt.pkg"
+    out["corrupt"].write_bytes(data[:600] + bytes([data[600] ^ 0xFF]) + data[601:])
+    for name in out:
+        www.put(name + ".pkg", out[name].read_bytes())
+    www.put(PKG, out["ab"].read_bytes())
+    www.put("sub/" + PKG, out["ab"].read_bytes())
+    return out
+
+
+def qind(*lines):
+    return b"".join(b'\r\n+QIND: "FOTA",' + ln.encode() + b"\r\n" for ln in lines)
+
+
+def seq(kind, first, last):
+    return [f'"{kind}",{i}' for i in range(first, last + 1)]
+
+
+def revision(ser):
+    r = at(ser, "AT+CGMR")
+    return r.split(b"\r\n")[-4].decode() if r.count(b"\r\n") >= 4 else r.decode()
+
+
+@pytest.fixture
+def ec200a(modtwin, nginx):
+    m = modtwin(*nginx.map_args("www.example.com"),
+                "--map", "www.example.com:100=127.0.0.1:%d" % nginx.http_port)
+    m.wait_state("on")
+    m.ser = m.open()
+    at(m.ser, "ATE0")
+    return m
+
+
+def test_test_form(ec200a):
+    assert at(ec200a.ser, "AT+QFOTADL=?") == \
+        b"\r\n+QFOTADL: <url>,(0,1),(0,5-100),(0,5-100)\r\n\r\nOK\r\n"
+
+
+def test_http_example(ec200a, pkgs):
+    """Seed 002 3.3.1.2, as printed (the context commands are in test_quectel_net.py)."""
+    s = ec200a.ser
+    s.write(b'AT+QFOTADL="http://www.example.com:100/EC200ACNHAR01A02M16.bin",1,50\r')
+    want = b"\r\nOK\r\n" + qind('"HTTPSTART"', *seq("DOWNLOADING", 1, 50), '"HTTPEND",0',
+                                '"START"', *seq("UPDATING", 1, 100), '"END",0')
+    got = read_until(s, b'"END",0\r\n', timeout=60)
+    assert got == want
+    # then the module restarts into the new firmware
+    read_until(s, b"+QIND: SMS DONE\r\n", timeout=30)
+    ec200a.wait_state("on")
+    assert revision(s) == NEW_REV
+    files = [f["name"] for f in ec200a.ctl.ok("files")["files"]]
+    assert "fota.pkg" not in files
+
+
+def test_ftp_example(modtwin, tmp_path, www, tls_cert, pkgs):
+    """Seed 002 3.3.1.1 with its URL and credentials (test:test at 192.0.2.2:21)."""
+    ftp = Ftpd(tmp_path / "ftpd", www.path, *tls_cert, user="test", password="test")
+    try:
+        m = modtwin("--map", "192.0.2.2:21=127.0.0.1:%d" % ftp.port)
+        m.wait_state("on")
+        s = m.open()
+        at(s, "ATE0")
+        s.write(b'AT+QFOTADL="FTP://test:test@192.0.2.2:21/EC200ACNHAR01A02M16.bin",1,50\r')
+        want = b"\r\nOK\r\n" + qind('"FTPSTART"', *seq("DOWNLOADING", 1, 50), '"FTPEND",0',
+                                    '"START"', *seq("UPDATING", 1, 100), '"END",0')
+        assert read_until(s, b'"END",0\r\n', timeout=60) == want
+        read_until(s, b"+QIND: SMS DONE\r\n", timeout=30)
+        m.wait_state("on")
+        at(s, "ATE0")
+        assert revision(s) == NEW_REV
+        # a path below the root: the module only stores from the root directory (612)
+        s.write(b'AT+QFOTADL="FTP://test:test@192.0.2.2:21/sub/x.bin",1,0,0\r')
+        assert read_until(s, b'"FTPEND",612\r\n') == \
+            b"\r\nOK\r\n" + qind('"FTPSTART"', '"FTPEND",612')
+        # a wrong password (625) and a missing file (627: the server's 550)
+        s.write(b'AT+QFOTADL="FTP://test:bad@192.0.2.2:21/x.bin",1,0,0\r')
+        assert read_until(s, b'"FTPEND",625\r\n', timeout=30) == \
+            b"\r\nOK\r\n" + qind('"FTPSTART"', '"FTPEND",625')
+        s.write(b'AT+QFOTADL="FTP://test:test@192.0.2.2:21/none.bin",1,0,0\r')
+        assert read_until(s, b'"FTPEND",627\r\n', timeout=30) == \
+            b"\r\nOK\r\n" + qind('"FTPSTART"', '"FTPEND",627')
+    finally:
+        ftp.stop()
+
+
+def test_file_example_with_flow_control(modtwin, pkgs):
+    """Seed 002 3.3.1.3 on the main UART with AT+IFC=2,2 (the USB form is in the net tests).
+    A finite --speed: the receive time-out is on the virtual clock."""
+    m = modtwin(speed="10")
+    m.wait_state("on")
+    s = m.open()
+    at(s, "ATE0")
+    data = pkgs["ab"].read_bytes()
+    s.rtscts = True
+    assert at(s, "AT+IFC=2,2").endswith(b"OK\r\n")
+    s.write(f'AT+QFOTADL="FILE:{len(data)}",1,50\r'.encode())
+    assert read_until(s, b'"FILESTART"\r\n') == b"\r\nOK\r\n" + qind('"FILESTART"')
+    s.write(data)
+    want = qind(*seq("DOWNLOADING", 1, 50), '"FILEEND",0', '"START"',
+                *seq("UPDATING", 1, 100), '"END",0')
+    assert read_until(s, b'"END",0\r\n', timeout=60) == want
+    read_until(s, b"+QIND: SMS DONE\r\n", timeout=30)
+    assert revision(s) == NEW_REV
+
+
+def test_upgrade_mode_0_and_urc_counts(ec200a, pkgs):
+    """upgrade_mode 0: restart, then the upgrade; 5 DOWNLOADING and 0 UPDATING URCs."""
+    s = ec200a.ser
+    s.write(b'AT+QFOTADL="http://www.example.com:100/ab.pkg",0,5,0\r')
+    got = read_until(s, b'"END",0\r\n', timeout=60)
+    assert got == b"\r\nOK\r\n" + qind('"HTTPSTART"', *seq("DOWNLOADING", 1, 5),
+                                       '"HTTPEND",0', '"START"', '"END",0')
+    read_until(s, b"+QIND: SMS DONE\r\n", timeout=30)
+    assert revision(s) == NEW_REV
+
+
+def test_update_urc_max(ec200a, pkgs):
+    s = ec200a.ser
+    s.write(b'AT+QFOTADL="http://www.example.com:100/ab.pkg",1,0,7\r')
+    got = read_until(s, b'"END",0\r\n', timeout=60)
+    assert got == b"\r\nOK\r\n" + qind('"HTTPSTART"', '"HTTPEND",0', '"START"',
+                                       *seq("UPDATING", 1, 7), '"END",0')
+
+
+@pytest.mark.parametrize("pkg,err", [("project", 552), ("baseline", 553), ("ba", 507),
+                                     ("corrupt", 505)])
+def test_refused_packages(ec200a, pkgs, pkg, err):
+    s = ec200a.ser
+    s.write(f'AT+QFOTADL="http://www.example.com:100/{pkg}.pkg",1,0\r'.encode())
+    got = read_until(s, f'"END",{err}\r\n'.encode(), timeout=60)
+    assert got == b"\r\nOK\r\n" + qind('"HTTPSTART"', '"HTTPEND",0', f'"END",{err}')
+    assert revision(s) == OLD_REV
+    assert ec200a.ctl.ok("status")["boots"] == 1
+
+
+@pytest.mark.parametrize("url,code", [
+    ("http://www.example.com:100/missing.bin", 723),     # 404
+    ("http://www.example.com:100/500", 723),
+    ("http://unknown.invalid/x.bin", 714),               # no such host
+])
+def test_http_errors(ec200a, pkgs, url, code):
+    s = ec200a.ser
+    s.write(f'AT+QFOTADL="{url}",1,0\r'.encode())
+    got = read_until(s, f'"HTTPEND",{code}\r\n'.encode(), timeout=60)
+    assert got == b"\r\nOK\r\n" + qind('"HTTPSTART"', f'"HTTPEND",{code}')
+    assert read_for(s, 0.3) == b""
+
+
+def test_http_refused_and_no_network(ec200a):
+    s = ec200a.ser
+    port = free_port()
+    s.write(f'AT+QFOTADL="http://127.0.0.1:{port}/x.bin",1,0\r'.encode())
+    assert read_until(s, b'"HTTPEND",716\r\n', timeout=30).endswith(qind('"HTTPEND",716'))
+    assert at(s, "AT+CGATT=0").endswith(b"OK\r\n")
+    s.write(b'AT+QFOTADL="http://www.example.com:100/ab.pkg",1,0\r')
+    assert read_until(s, b'"HTTPEND",707\r\n', timeout=30) == \
+        b"\r\nOK\r\n" + qind('"HTTPSTART"', '"HTTPEND",707')
+
+
+@pytest.mark.parametrize("line", [
+    'AT+QFOTADL="http://h/x.bin",2',               # mode 2 is for FILE only
+    'AT+QFOTADL="http://h/x.bin",1,4',             # 1..4 is not a count
+    'AT+QFOTADL="http://h/x.bin",1,101',
+    'AT+QFOTADL="http://h/x.bin",1,50,101',
+    'AT+QFOTADL="gopher://h/x.bin"',
+    'AT+QFOTADL="FILE:0"',
+    'AT+QFOTADL="FILE:12x"',
+    'AT+QFOTADL="FILE:100",2,50',
+    'AT+QFOTADL="FTP://u:p@h:0/x.bin"',
+    'AT+QFOTADL="FTP://u:p@h:65536/x.bin"',
+    'AT+QFOTADL="FTP://%s:p@h/x.bin"' % ("u" * 51),
+    'AT+QFOTADL="FTP://u:%s@h/x.bin"' % ("p" * 51),
+    'AT+QFOTADL="FTP://u:p@%s/x.bin"' % ("h" * 51),
+    'AT+QFOTADL="FTP://u:p@h/%s"' % ("x" * 51),
+    'AT+QFOTADL="http://h/%s"' % ("x" * 250),     # URL over 255
+    'AT+QFOTADL=http://h/x.bin',                  # not a string
+    'AT+QFOTADL="/data/ufs/none.bin"',            # no such file
+    'AT+QFOTADL',
+])
+def test_bad_command_lines(ec200a, line):
+    assert at(ec200a.ser, line) == b"\r\nERROR\r\n"
+
+
+def test_busy_while_downloading(ec200a, nginx, pkgs):
+    s = ec200a.ser
+    ec200a.ctl.ok("network", rate=20000)
+    s.write(b'AT+QFOTADL="http://www.example.com:100/ab.pkg",1,0\r')
+    read_until(s, b'"HTTPSTART"\r\n')
+    assert at(s, 'AT+QFOTADL="http://www.example.com:100/ab.pkg"') == b"\r\nERROR\r\n"
