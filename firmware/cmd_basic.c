@@ -393,7 +393,7 @@ static int cmd_cgatt(struct at_engine *e, const struct at_req *r, void *ctx)
     if (v && stat != RADIO_REG_HOME && stat != RADIO_REG_ROAMING)
         return AT_CME_NO_NETWORK;
     m->attach_wanted = v;
-    m->attached = v;
+    modem_set_attached(m, v); /* an attach activates the default bearer, a detach drops all */
     modem_net_update(m);
     return AT_RES_OK;
 }
@@ -423,6 +423,11 @@ static int cmd_cgdcont(struct at_engine *e, const struct at_req *r, void *ctx)
         return AT_CME_TEXT_TOO_LONG;
     m->pdp[cid].defined = true;
     snprintf(m->pdp[cid].type, sizeof(m->pdp[cid].type), "%s", r->args[1].s);
+    /* AT+QICSGP's <context_type> of the same context; Non-IP has none (0). */
+    m->pdp[cid].ip_type = at_arg_is(&r->args[1], "IP")       ? 1
+                          : at_arg_is(&r->args[1], "IPV6")   ? 2
+                          : at_arg_is(&r->args[1], "IPV4V6") ? 3
+                                                             : 0;
     snprintf(m->pdp[cid].apn, sizeof(m->pdp[cid].apn), "%s", r->nargs > 2 ? r->args[2].s : "");
     return AT_RES_OK;
 }

@@ -13,15 +13,16 @@
 #include "firmware/cmd_basic.h"
 #include "firmware/cmd_quectel_file.h"
 #include "firmware/cmd_quectel_fota.h"
+#include "firmware/cmd_quectel_net.h"
 #include "firmware/quectel_fota.h"
 #include "firmware/fw_image.h"
 
 #define KiB(x) ((uint32_t)(x) << 10)
 #define MiB(x) ((uint32_t)(x) << 20)
 
-static const struct at_table *const quectel_tables[] = {&cmd_basic_table, &cmd_quectel_file_table,
-                                                        &cmd_quectel_fota_table};
-/* BC260Y-CN (NB-IoT) has no Quectel FILE commands in its documents. */
+static const struct at_table *const quectel_tables[] = {
+    &cmd_basic_table, &cmd_quectel_file_table, &cmd_quectel_net_table, &cmd_quectel_fota_table};
+/* BC260Y-CN (NB-IoT) has no Quectel FILE, PDP-context or AT+QCFG commands in its documents. */
 static const struct at_table *const quectel_nb_tables[] = {&cmd_basic_table,
                                                            &cmd_quectel_nb_fota_table};
 
@@ -128,6 +129,7 @@ static const struct model model_table[] = {
         .policy = FOTA_POLICY_RESUME,
         .apply_step_seconds = 0.05,
         .tables = TABLES(quectel_tables),
+        .minifota = true, /* 8 MB flash, not an EC200A: seed 002 §4 */
     },
     {
         .name = "BC260Y-CN",

@@ -60,6 +60,7 @@ struct model {
     const struct at_table *const *tables;
     size_t ntables;
     bool bench;               /* a benchmark-only model, not a real product */
+    bool minifota; /* MiniFOTA build (2/4/8 MB): no fota/cid, no HTTPS, no FILE mode, no URC limits */
 };
 
 size_t model_count(void);

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "firmware/cmd_basic.h"
+#include "firmware/cmd_quectel_net.h"
 
 #define MODEM_PROFILE_KEY "at.profile"
 #define MODEM_PROVISIONED_KEY "fw.provisioned"
@@ -160,8 +161,11 @@ void modem_port_uart_update(struct modem *m, struct modem_port *p)
 
 static const char *modem_errtext(void *ctx, int code)
 {
+    const char *text = cmd_basic_errtext(code);
+
     (void)ctx;
-    return cmd_basic_errtext(code);
+    /* The 27.007 codes first; the Quectel TCP/IP codes (5xx) do not overlap them. */
+    return text ? text : cmd_quectel_net_errtext(code);
 }
 
 static void modem_port_start(struct modem *m, struct modem_port *p)
@@ -250,6 +254,29 @@ void modem_net_update(struct modem *m)
     xfer_env_changed(&m->xenv);
 }
 
+void modem_set_attached(struct modem *m, bool attached)
+{
+    int cid = m->model->ip_cid;
+
+    /* Only the attach itself activates the default bearer: a host's AT+QIDEACT of it holds
+     * until the next attach, whatever else the radio reports meanwhile. */
+    if (attached && !m->attached && cid >= 0 && cid < MODEM_MAX_CIDS)
+        m->pdp[cid].active = true;
+    if (!attached)
+        for (int i = 0; i < MODEM_MAX_CIDS; i++)
+            m->pdp[i].active = false;
+    m->attached = attached;
+}
+
+bool modem_ctx_up(const struct modem *m, int cid)
+{
+    int stat = modem_reg_state(m);
+
+    if (cid < 0 || cid >= MODEM_MAX_CIDS || !m->pdp[cid].active)
+        return false;
+    return m->attached && (stat == RADIO_REG_HOME || stat == RADIO_REG_ROAMING) && !m->outage;
+}
+
 void modem_xfer_defaults(const struct modem *m, struct xfer_opts *o)
 {
     memset(o, 0, sizeof(*o));
@@ -266,7 +293,8 @@ static void modem_radio_changed(void *ctx, const struct radio *r)
 
     (void)r;
     /* LTE attaches with the registration (unless the host detached with AT+CGATT=0). */
-    m->attached = m->attach_wanted && (stat == RADIO_REG_HOME || stat == RADIO_REG_ROAMING);
+    modem_set_attached(m,
+                       m->attach_wanted && (stat == RADIO_REG_HOME || stat == RADIO_REG_ROAMING));
     if (m->power != MODEM_ON || stat == m->reg_seen) {
         modem_net_update(m);
         return;
@@ -286,7 +314,7 @@ static void modem_booted(void *ctx)
     m->power = MODEM_ON;
     m->reg_seen = modem_reg_state(m);
     m->attach_wanted = true;
-    m->attached = m->reg_seen == RADIO_REG_HOME || m->reg_seen == RADIO_REG_ROAMING;
+    modem_set_attached(m, m->reg_seen == RADIO_REG_HOME || m->reg_seen == RADIO_REG_ROAMING);
     modem_net_update(m);
     modem_event_state(m, "on");
     for (const enum model_boot *b = m->model->boot; *b != MODEL_BOOT_END; b++) {
@@ -399,8 +427,14 @@ static void modem_settings_defaults(struct modem *m)
     snprintf(m->cscs, sizeof(m->cscs), "GSM");
     m->ipr = 115200;
     m->ifc_rx = m->ifc_tx = 0;
+    m->usbifc_rx = m->usbifc_tx = 0;
+    m->usb_flow = false;
+    m->fota_cid = 1;
+    /* No context is active before the attach after boot (modem_booted). */
+    m->attached = false;
     memset(m->pdp, 0, sizeof(m->pdp));
     m->pdp[1].defined = true;
+    m->pdp[1].ip_type = 1;
     snprintf(m->pdp[1].type, sizeof(m->pdp[1].type), "IP");
 }
 

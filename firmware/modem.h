@@ -72,10 +72,18 @@ struct modem_port {
     bool at_ready;
 };
 
+/*
+ * A PDP context as +CGDCONT and AT+QICSGP configure it. active: the context carries an address
+ * (the network's default bearer while attached, or AT+QIACT); every context drops when the attach
+ * is lost (modem_set_attached).
+ */
 struct modem_pdp {
     bool defined, active;
-    char type[8];
+    char type[8];  /* +CGDCONT <PDP_type>: "IP", "IPV6", "IPV4V6", "Non-IP" */
+    int ip_type;   /* the same as AT+QICSGP's <context_type>: 1 IPv4, 2 IPv6, 3 IPv4v6, 0 none */
     char apn[64];
+    char user[64], pwd[64];
+    int auth;      /* 0 none, 1 PAP, 2 CHAP, 3 PAP or CHAP */
 };
 
 struct modem {
@@ -123,7 +131,9 @@ struct modem {
     char cscs[8];
     long ipr;
     int ifc_rx, ifc_tx;
+    int usbifc_rx, usbifc_tx; /* AT+QCFG="usbifc",<rx>,<tx> as the host set them (0 or 2) */
     bool usb_flow;  /* USB AT port flow control (AT+QCFG="usbifc",2,2) */
+    int fota_cid;   /* AT+QCFG="fota/cid": the context a DFOTA download uses (default 1) */
     bool pacing;    /* --pacing: the UART takes bytes no faster than its baud rate */
     bool attached;      /* +CGATT: attached to the packet domain */
     bool attach_wanted; /* cleared by AT+CGATT=0: LTE attaches on registration otherwise */
@@ -188,6 +198,19 @@ void modem_flash_event(struct modem *m);
  * transfers about any change of the world's conditions.
  */
 void modem_net_update(struct modem *m);
+
+/*
+ * Sets the packet-domain attach and keeps the contexts in step with it: an attach activates the
+ * network's default bearer (cid model->ip_cid), losing it deactivates every context. Callers
+ * call modem_net_update() afterwards. May be called from a handler or a radio callback.
+ */
+void modem_set_attached(struct modem *m, bool attached);
+
+/*
+ * Whether context cid can carry data now: cid in range, the context active, the module attached
+ * and registered (home or roaming), and no outage. Pure.
+ */
+bool modem_ctx_up(const struct modem *m, int cid);
 
 /* The transfer options a module uses unless a family says otherwise (time-outs, trust store). */
 void modem_xfer_defaults(const struct modem *m, struct xfer_opts *o);

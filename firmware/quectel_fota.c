@@ -213,17 +213,30 @@ static void qfota_hand_over(struct qfota *q, const char *file)
 
 /* ---- downloads ------------------------------------------------------------------------------- */
 
+/* The context a download uses: AT+QCFG="fota/cid" on DFOTA builds, else the default bearer. */
+static bool qfota_ctx_up(const struct qfota *q)
+{
+    const struct modem *m = q->m;
+    const struct qfota_variant *v = qfota_variant(m);
+
+    if (v->nb || v->minifota)
+        return m->net.up;
+    return modem_ctx_up(m, m->fota_cid);
+}
+
 /* What stands in the way of data now, for the codes that tell causes apart. */
 static enum quectel_net qfota_net(const struct qfota *q)
 {
     const struct modem *m = q->m;
 
-    if (m->net.up)
+    if (qfota_ctx_up(q))
         return QUECTEL_NET_OK;
     if (m->attached && m->outage)
         return QUECTEL_NET_OUTAGE;
     if (q->ctx_was_up)
         return QUECTEL_NET_CTX_LOST;
+    if (m->net.up)
+        return QUECTEL_NET_CTX_UNSET; /* registered and attached, the context not activated */
     return QUECTEL_NET_DOWN;
 }
 
@@ -287,11 +300,16 @@ static int qfota_download(struct qfota *q, const char *url)
     int rc;
 
     modem_xfer_defaults(m, &o);
-    q->ctx_was_up = m->net.up;
+    q->ctx_was_up = qfota_ctx_up(q);
     modem_urc(m, "+QIND: \"FOTA\",\"%sSTART\"", qfota_src_word(q->src));
     if (q->src == QFOTA_SRC_FTP && qfota_ftp_subdir(url)) {
         modem_urc(m, "+QIND: \"FOTA\",\"FTPEND\",%d", QUECTEL_FTP_PATH);
         qfota_finish(q);
+        return 0;
+    }
+    if (!q->ctx_was_up) {
+        /* The documents want the context up first (AT+QIACT); nothing is sent without it. */
+        qfota_dl_end(q, XFER_E_NO_NETWORK, 0, 0);
         return 0;
     }
     dl_set_progress(&m->dl, qfota_dl_progress);

@@ -80,8 +80,10 @@ def test_test_form(ec200a):
 
 
 def test_http_example(ec200a, pkgs):
-    """Seed 002 3.3.1.2, as printed (the context commands are in test_quectel_net.py)."""
+    """Seed 002 3.3.1.2, as printed: the context, then the update."""
     s = ec200a.ser
+    for line in ('AT+QICSGP=2,1,"cmnet","",1', 'AT+QCFG="fota/cid",2', "AT+QIACT=2"):
+        assert at(s, line) == b"\r\nOK\r\n"
     s.write(b'AT+QFOTADL="http://www.example.com:100/EC200ACNHAR01A02M16.bin",1,50\r')
     want = b"\r\nOK\r\n" + qind('"HTTPSTART"', *seq("DOWNLOADING", 1, 50), '"HTTPEND",0',
                                 '"START"', *seq("UPDATING", 1, 100), '"END",0')
@@ -146,6 +148,53 @@ def test_file_example_with_flow_control(modtwin, pkgs):
     assert revision(s) == NEW_REV
 
 
+def test_file_example_on_usb(modtwin, pkgs):
+    """Seed 002 3.3.1.3 as printed, on the USB AT port with AT+QCFG="usbifc",2,2."""
+    m = modtwin(speed="10")
+    m.wait_state("on")
+    s = m.open(m.ports[(0, "usb")])
+    at(s, "ATE0")
+    s.rtscts = True
+    data = pkgs["ab"].read_bytes()
+    assert at(s, 'AT+QCFG="usbifc",2,2') == b"\r\nOK\r\n"
+    assert at(s, 'AT+QCFG="usbifc"') == b'\r\n+QCFG: "usbifc",2,2\r\n\r\nOK\r\n'
+    s.write(f'AT+QFOTADL="FILE:{len(data)}",1,50\r'.encode())
+    assert read_until(s, b'"FILESTART"\r\n') == b"\r\nOK\r\n" + qind('"FILESTART"')
+    s.write(data)
+    want = qind(*seq("DOWNLOADING", 1, 50), '"FILEEND",0', '"START"',
+                *seq("UPDATING", 1, 100), '"END",0')
+    assert read_until(s, b'"END",0\r\n', timeout=60) == want
+
+
+def test_file_without_flow_control_loses_bytes(modtwin, pkgs):
+    """No flow control: the module takes 15 KB/s; a host that sends faster overruns the FIFO,
+    the package never completes and the receive ends with <file_err> 500."""
+    m = modtwin("--pacing", speed="10")
+    m.wait_state("on")
+    s = m.open()
+    at(s, "ATE0")
+    data = pkgs["ab"].read_bytes()
+    s.write(f'AT+QFOTADL="FILE:{len(data)}",1,0\r'.encode())
+    read_until(s, b'"FILESTART"\r\n')
+    s.write(data)
+    got = read_until(s, b'"FILEEND",500\r\n', timeout=60)
+    assert got == qind('"FILEEND",500')
+    assert m.ctl.ok("status")["revision"] == OLD_REV
+
+
+def test_package_already_in_ufs(ec200a, pkgs):
+    """fwupd's way: AT+QFUPL the package, then AT+QFOTADL="/data/ufs/<file>"."""
+    import base64
+    s = ec200a.ser
+    data = pkgs["ab"].read_bytes()
+    for i in range(0, len(data), 512 << 10):
+        ec200a.ctl.ok("push", name="dfota_update.bin", append=i > 0,
+                      data=base64.b64encode(data[i:i + (512 << 10)]).decode())
+    s.write(b'AT+QFOTADL="/data/ufs/dfota_update.bin",1,0,5\r')
+    assert read_until(s, b'"END",0\r\n', timeout=60) == \
+        b"\r\nOK\r\n" + qind('"START"', *seq("UPDATING", 1, 5), '"END",0')
+
+
 def test_upgrade_mode_0_and_urc_counts(ec200a, pkgs):
     """upgrade_mode 0: restart, then the upgrade; 5 DOWNLOADING and 0 UPDATING URCs."""
     s = ec200a.ser
@@ -187,6 +236,22 @@ def test_http_errors(ec200a, pkgs, url, code):
     got = read_until(s, f'"HTTPEND",{code}\r\n'.encode(), timeout=60)
     assert got == b"\r\nOK\r\n" + qind('"HTTPSTART"', f'"HTTPEND",{code}')
     assert read_for(s, 0.3) == b""
+
+
+def test_context_not_activated(ec200a, pkgs):
+    """fota/cid names a context the host never activated: 708 (HTTP) / 605 (FTP)."""
+    s = ec200a.ser
+    assert at(s, 'AT+QICSGP=3,1,"cmnet","",1') == b"\r\nOK\r\n"
+    assert at(s, 'AT+QCFG="fota/cid",3') == b"\r\nOK\r\n"
+    s.write(b'AT+QFOTADL="http://www.example.com:100/ab.pkg",1,0\r')
+    assert read_until(s, b'"HTTPEND",708\r\n', timeout=30) == \
+        b"\r\nOK\r\n" + qind('"HTTPSTART"', '"HTTPEND",708')
+    s.write(b'AT+QFOTADL="FTP://u:p@ftp.example.com/ab.pkg",1,0\r')
+    assert read_until(s, b'"FTPEND",605\r\n', timeout=30) == \
+        b"\r\nOK\r\n" + qind('"FTPSTART"', '"FTPEND",605')
+    assert at(s, "AT+QIACT=3") == b"\r\nOK\r\n"
+    s.write(b'AT+QFOTADL="http://www.example.com:100/ab.pkg",1,0,0\r')
+    assert read_until(s, b'"END",0\r\n', timeout=60).endswith(qind('"START"', '"END",0'))
 
 
 def test_http_refused_and_no_network(ec200a):
