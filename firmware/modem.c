@@ -238,6 +238,11 @@ void modem_urc(struct modem *m, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
+    if (m->cut_urc[0] && strncmp(text, m->cut_urc, strlen(m->cut_urc)) == 0) {
+        m->cut_urc[0] = 0;
+        modem_power_cut(m, m->cut_urc_restore);
+        return;
+    }
     ev.len = strlen(text);
     modem_emit(m, &ev);
     for (unsigned i = 0; i < m->nports; i++)
@@ -555,6 +560,12 @@ static void modem_stop(struct modem *m, double restore_after)
     vtimer_stop(&m->fota.tick);
     if (!ev_is_active(&m->reap))
         ev_idle_start(m->loop, &m->reap);
+}
+
+void modem_arm_cut_urc(struct modem *m, const char *prefix, double restore_after)
+{
+    snprintf(m->cut_urc, sizeof(m->cut_urc), "%s", prefix);
+    m->cut_urc_restore = restore_after;
 }
 
 void modem_power_cut(struct modem *m, double restore_after)

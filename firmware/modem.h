@@ -35,6 +35,7 @@
 
 #define MODEM_MAX_PORTS 2
 #define MODEM_MAX_CIDS 16
+#define MODEM_CUT_URC_MAX 127
 
 enum modem_power { MODEM_OFF, MODEM_BOOTING, MODEM_ON, MODEM_DEAD, MODEM_UPGRADE, MODEM_BRICKED };
 
@@ -138,6 +139,9 @@ struct modem {
     bool attached;      /* +CGATT: attached to the packet domain */
     bool attach_wanted; /* cleared by AT+CGATT=0: LTE attaches on registration otherwise */
     struct modem_pdp pdp[MODEM_MAX_CIDS];
+    /* the control API's cut_on rule: cut as a URC starting with this is about to go out */
+    char cut_urc[MODEM_CUT_URC_MAX + 1];
+    double cut_urc_restore;
     modem_event_fn *on_event;
     void *event_ctx;
 };
@@ -168,6 +172,13 @@ void modem_power_cut(struct modem *m, double restore_after);
 /* Cut at the nth flash operation from now (1 = the next), with the given fault model. */
 void modem_arm_cut(struct modem *m, uint64_t nth, enum flash_fault kind, uint32_t seed,
                    double restore_after);
+
+/*
+ * Arms a power cut for the moment the module is about to emit a URC whose text starts with
+ * prefix (the host never sees that URC); "" disarms. The rule outlives restarts and is used up
+ * when it fires. restore_after as for modem_power_cut.
+ */
+void modem_arm_cut_urc(struct modem *m, const char *prefix, double restore_after);
 
 /* An orderly restart (AT+CFUN=1,1, a reboot action). */
 void modem_reboot(struct modem *m);

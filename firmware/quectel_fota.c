@@ -160,10 +160,17 @@ static void qfota_on_event(struct modem *m, const struct fota_event *ev)
         break;
     case FOTA_EV_APPLY_START:
         modem_urc(m, "+QIND: \"FOTA\",\"START\"");
-        /* After a power cut the count goes on from the saved progress. */
-        q->upd_sent = v->nb ? ev->pct : ev->pct * q->upd_max / 100;
-        if (v->nb && ev->resumed && q->upd_max)
-            modem_urc(m, "+QIND: \"FOTA\",\"UPDATING\",%u%%,1,1", ev->pct);
+        /* After a power cut the count goes on from the saved progress, which is shown again
+         * (the host may not have seen it: the cut can come just before its URC). */
+        if (v->nb) {
+            q->upd_sent = ev->pct;
+            if (ev->resumed && q->upd_max)
+                modem_urc(m, "+QIND: \"FOTA\",\"UPDATING\",%u%%,1,1", ev->pct);
+        } else {
+            unsigned k = ev->pct * q->upd_max / 100;
+            q->upd_sent = ev->resumed && k ? k - 1 : k;
+            qfota_upd_urcs(q, ev->pct);
+        }
         break;
     case FOTA_EV_PROGRESS:
         if (q->upd_max)

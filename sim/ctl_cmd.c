@@ -495,6 +495,35 @@ static int ctl_cmd_cut_at(struct ctl_cmd_call *x, struct modem *m, cJSON **out)
     return 0;
 }
 
+/* ---- cut_on: a cut as a URC is about to go out ----------------------------------------------- */
+
+static int ctl_cmd_cut_on_parse(const cJSON *args, struct ctl_cmd_args *a, struct ctl_err *e)
+{
+    int rc = ctl_cmd_str(args, "urc", MODEM_CUT_URC_MAX, true, &a->url, e);
+
+    if (rc == 0)
+        return ctl_cmd_fail(e, "args.urc", "required: the start of a URC (\"\" disarms)");
+    if (rc < 0)
+        return rc;
+    return ctl_cmd_restore(args, a, e);
+}
+
+static int ctl_cmd_cut_on(struct ctl_cmd_call *x, struct modem *m, cJSON **out)
+{
+    const struct ctl_cmd_args *a = &x->a;
+
+    modem_arm_cut_urc(m, a->url, a->restore);
+    *out = cJSON_CreateObject();
+    if (!*out)
+        return -ENOMEM;
+    cJSON_AddStringToObject(*out, "urc", a->url);
+    if (a->restore >= 0)
+        cJSON_AddNumberToObject(*out, "restore", a->restore);
+    else
+        cJSON_AddNullToObject(*out, "restore");
+    return 0;
+}
+
 /* ---- network, sim ---------------------------------------------------------------------------- */
 
 /* Each field is optional; net_set records which ones were given so run copies only those. */
@@ -1048,6 +1077,7 @@ static int ctl_cmd_download(struct ctl_cmd_call *x, struct modem *m, cJSON **out
 /* Accepted argument names per command: anything else is an error naming it. */
 static const char *const ctl_cmd_no_args[] = {NULL};
 static const char *const ctl_cmd_cut_at_args[] = {"op", "fault", "seed", "restore", NULL};
+static const char *const ctl_cmd_cut_on_args[] = {"urc", "restore", NULL};
 static const char *const ctl_cmd_events_args[] = {"kinds", NULL};
 static const char *const ctl_cmd_fota_args[] = {"file", "now", NULL};
 static const char *const ctl_cmd_image_args[] = {"offset", "length", NULL};
@@ -1064,6 +1094,7 @@ static const char *const ctl_cmd_time_args[] = {"speed", NULL};
 /* Sorted by name. */
 static const struct ctl_cmd_def ctl_cmd_table[] = {
     {"cut_at", ctl_cmd_cut_at_args, true, ctl_cmd_cut_at_parse, ctl_cmd_cut_at},
+    {"cut_on", ctl_cmd_cut_on_args, true, ctl_cmd_cut_on_parse, ctl_cmd_cut_on},
     {"download", ctl_cmd_download_args, true, ctl_cmd_download_parse, ctl_cmd_download},
     {"events", ctl_cmd_events_args, false, ctl_cmd_events_parse, ctl_cmd_events},
     {"files", ctl_cmd_no_args, true, NULL, ctl_cmd_files},
@@ -1194,7 +1225,7 @@ static int ctl_cmd_envelope(struct ctl_cmd_call *x, const cJSON *req, const cJSO
     *def = ctl_cmd_find(cmd->valuestring);
     if (!*def)
         return ctl_cmd_fail(e, "cmd",
-                            "unknown command (cut_at, events, files, flash, network, "
+                            "unknown command (cut_at, cut_on, events, files, flash, network, "
                             "power, pull, push, sim, status, time)");
     mod = cJSON_GetObjectItemCaseSensitive(req, "module");
     x->module = 0;
