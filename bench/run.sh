@@ -15,3 +15,7 @@ echo "== downloads into UFS over HTTP, HTTPS, CoAP (peers: curl, coap-client on 
 echo
 echo "== raw serial upload (AT+QFUPL with RTS/CTS) against a bare PTY pair"
 "$PY" bench/bench_serial.py "$B/modtwin"
+
+echo
+echo "== one whole EC200A DFOTA (16 MiB image, delta over HTTP), its phases (peers: curl, pack apply)"
+"$PY" bench/bench_dfota.py "$B/modtwin"

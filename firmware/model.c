@@ -73,6 +73,15 @@ static const struct model_part bench_parts[] = {
     {"ufs", KiB(384) + MiB(10), MiB(96) - KiB(384) - MiB(10)},
 };
 
+/* Benchmark-only: EC200A-CN's layout with slots for a 16 MiB image (the DFOTA benchmark). */
+static const struct model_part bench_dfota_parts[] = {
+    {"boot", 0, KiB(256)},
+    {"nv", KiB(256), KiB(128)},
+    {"system", KiB(384), MiB(17)},
+    {"backup", KiB(384) + MiB(17), MiB(17)},
+    {"ufs", KiB(384) + MiB(34), MiB(64) - KiB(384) - MiB(34)},
+};
+
 #define PARTS(p) (p), sizeof(p) / sizeof((p)[0])
 #define TABLES(t) (t), sizeof(t) / sizeof((t)[0])
 
@@ -174,6 +183,34 @@ static const struct model model_table[] = {
         .act = 7,
         .geom = {MiB(96), KiB(4), 256},
         .parts = PARTS(bench_parts),
+        .nports = 1,
+        .boot = quectel_boot,
+        .boot_seconds = 3.0,
+        .off_line = "POWERED DOWN",
+        .cmee_default = 1,
+        .topo = FOTA_TOPO_STAGING,
+        .policy = FOTA_POLICY_RESUME,
+        .apply_step_seconds = 0.05,
+        .fota_family = &quectel_dfota_family,
+        .tables = TABLES(quectel_tables),
+        .bench = true,
+    },
+    {
+        .name = "BENCH-DFOTA",
+        .family = "quectel",
+        .manufacturer = "Quectel",
+        .product = "EC200A",
+        .revision = "EC200ACNHAR01A02M16",
+        .project = "EC200A",
+        .baseline = "EC200ACNHAR01",
+        .image_size = MiB(16) - FW_IMAGE_HDR, /* a 16 MiB image, header included */
+        .imei = "866123045699980",
+        .imsi = "460001234567898",
+        .ip = "10.76.33.198",
+        .ip_cid = 1,
+        .act = 7,
+        .geom = {MiB(64), KiB(4), 256},
+        .parts = PARTS(bench_dfota_parts),
         .nports = 1,
         .boot = quectel_boot,
         .boot_seconds = 3.0,
