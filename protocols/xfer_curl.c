@@ -356,6 +356,11 @@ static enum xfer_err xfer_curl_outcome(struct xfer_curl_x *xcx, CURLcode rc, int
                 return XFER_E_NOT_FOUND;
             return XFER_E_SERVER;
         }
+        /* Other results that followed an error reply (libcurl reads 421 as a time-out, 425 /
+         * 426 as a failed data connection): the class stays libcurl's, the reply is the
+         * detail. */
+        if (code >= 400)
+            *detail = (int)code;
     }
     return xfer_curl_class(rc);
 }
@@ -542,15 +547,22 @@ static size_t xfer_curl_write_fn(char *ptr, size_t size, size_t nmemb, void *use
 }
 
 /* CURLOPT_HEADERFUNCTION for FTP: every server reply line passes here; keep the code of the
- * last final line ("NNN text") of an error reply. */
+ * last final line ("NNN text") when it is an error reply, and forget it when a later final line
+ * is not (an optional SIZE refused with 550 does not stand for what ends the transfer). */
 static size_t xfer_curl_header_fn(char *buf, size_t size, size_t nitems, void *userp)
 {
     struct xfer_curl_x *xcx = userp;
     size_t n = size * nitems;
+    int code;
 
-    if (n >= 4 && buf[0] >= '4' && buf[0] <= '5' && buf[1] >= '0' && buf[1] <= '9' &&
-        buf[2] >= '0' && buf[2] <= '9' && buf[3] == ' ')
-        xcx->ftp_reply = (buf[0] - '0') * 100 + (buf[1] - '0') * 10 + (buf[2] - '0');
+    if (n < 4 || buf[0] < '1' || buf[0] > '5' || buf[1] < '0' || buf[1] > '9' || buf[2] < '0' ||
+        buf[2] > '9' || buf[3] != ' ')
+        return n;
+    code = (buf[0] - '0') * 100 + (buf[1] - '0') * 10 + (buf[2] - '0');
+    if (code >= 400)
+        xcx->ftp_reply = code;
+    else if (code != 221) /* QUIT's goodbye after the failure says nothing about it */
+        xcx->ftp_reply = 0;
     return n;
 }
 

@@ -295,3 +295,67 @@ def test_busy_while_downloading(ec200a, nginx, pkgs):
     s.write(b'AT+QFOTADL="http://www.example.com:100/ab.pkg",1,0\r')
     read_until(s, b'"HTTPSTART"\r\n')
     assert at(s, 'AT+QFOTADL="http://www.example.com:100/ab.pkg"') == b"\r\nERROR\r\n"
+
+
+REPLY_FTPD = r'''
+import re, sys
+from pyftpdlib.authorizers import DummyAuthorizer
+from pyftpdlib.handlers import FTPHandler
+from pyftpdlib.servers import FTPServer
+
+root, port = sys.argv[1], int(sys.argv[2])
+auth = DummyAuthorizer()
+auth.add_user("test", "test", root, perm="elr")
+
+
+class Replies(FTPHandler):
+    """RETR of reply-NNN.bin answers NNN: the negative replies of RFC 959 on demand."""
+    authorizer = auth
+
+    def ftp_RETR(self, file):
+        m = re.search(r"reply-(\d{3})\.bin$", file)
+        if m:
+            self.respond("%s Simulated reply." % m.group(1))
+            return
+        return super().ftp_RETR(file)
+
+
+FTPServer(("127.0.0.1", port), Replies).serve_forever()
+'''
+
+FTP_REPLIES = {421: 614, 425: 615, 426: 616, 450: 617, 451: 618, 452: 619, 500: 620,
+               501: 621, 502: 622, 503: 623, 504: 624, 532: 626, 550: 627, 551: 628, 552: 629,
+               553: 612}
+
+
+@pytest.fixture(scope="module")
+def reply_ftpd(tmp_path_factory):
+    from servers import PYTHON, _stop, _wait_port
+    d = tmp_path_factory.mktemp("replyftpd")
+    root = d / "root"
+    root.mkdir()
+    for reply in FTP_REPLIES:
+        (root / f"reply-{reply}.bin").write_bytes(b"x" * 1000)
+    script = d / "ftpd.py"
+    script.write_text(REPLY_FTPD)
+    port = free_port()
+    err = open(d / "err", "wb")
+    proc = subprocess.Popen([PYTHON, str(script), str(root), str(port)],
+                            stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+    _wait_port(port, proc, str(d / "err"))
+    yield port
+    _stop(proc)
+    err.close()
+
+
+def test_ftp_server_replies(modtwin, reply_ftpd):
+    """<FTP_err> 612 and 614-629 from the server's own replies to RETR (RFC 959 order)."""
+    m = modtwin("--map", "ftp.example.com:21=127.0.0.1:%d" % reply_ftpd)
+    m.wait_state("on")
+    s = m.open()
+    at(s, "ATE0")
+    for reply, code in FTP_REPLIES.items():
+        s.write(f'AT+QFOTADL="FTP://test:test@ftp.example.com/reply-{reply}.bin",1,0\r'
+                .encode())
+        assert read_until(s, f'"FTPEND",{code}\r\n'.encode(), timeout=30) == \
+            b"\r\nOK\r\n" + qind('"FTPSTART"', f'"FTPEND",{code}'), reply
