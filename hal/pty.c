@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/ioctl.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -261,12 +262,38 @@ out:
     return rc;
 }
 
+/*
+ * A hang-up discards what the host has not read yet (the line discipline flushes its input), so
+ * a host reading the last words before a restart (a USB port's "END,0") gets a moment to: while
+ * bytes are queued or the slave holds unread ones, wait, up to PTY_LINGER_MS real milliseconds.
+ * Bytes written to the master reach the slave's queue a little later (the kernel moves them in a
+ * worker), so the queue must stay empty for PTY_LINGER_QUIET_MS in a row before the port closes.
+ * Only ports a host has open linger.
+ */
+#define PTY_LINGER_MS 200
+#define PTY_LINGER_QUIET_MS 10
+
+static void pty_linger(struct pty *p)
+{
+    int quiet = 0;
+
+    for (int i = 0; i < PTY_LINGER_MS && quiet < PTY_LINGER_QUIET_MS; i++) {
+        int unread = 0;
+        if (p->out_len)
+            pty_flush_out(p); /* what did not fit the slave's queue before */
+        if (ioctl(p->keeper, FIONREAD, &unread))
+            return;
+        quiet = p->out_len || unread > 0 ? 0 : quiet + 1;
+        usleep(1000);
+    }
+}
+
 void pty_close(struct pty *p)
 {
     if (p->master < 0)
         return;
-    if (p->out_len)
-        pty_flush_out(p); /* the last words still reach a host that reads */
+    if (p->clients)
+        pty_linger(p); /* the last words still reach a host that reads */
     ev_io_stop(p->loop, &p->rio);
     ev_io_stop(p->loop, &p->wio);
     pty_hub_remove(p->hub, p);
