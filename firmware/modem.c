@@ -150,13 +150,24 @@ static void modem_port_rx(void *ctx, const uint8_t *buf, size_t len)
 
 void modem_port_uart_update(struct modem *m, struct modem_port *p)
 {
-    double wire = m->pacing ? (double)(m->ipr > 0 ? m->ipr : 115200) / 10.0 : 0;
+    uint32_t baud = (uint32_t)(m->ipr > 0 ? m->ipr : 115200);
+    double wire = m->pacing ? (double)baud / 10.0 : 0;
     double rate = wire;
     bool flow = p->index == 0 ? m->ifc_rx == 2 && m->ifc_tx == 2 : m->usb_flow;
 
     if (p->rx_limit > 0 && (rate <= 0 || p->rx_limit < rate))
         rate = p->rx_limit;
     uart_config(&p->uart, rate, flow);
+    /* The UART also sends at its baud rate; the USB port has no baud rate to keep. */
+    if (p->index == 0 && p->pty_open)
+        pty_set_baud(&p->pty, m->pacing ? baud : 0);
+}
+
+/* A cut: what the UART had still to send dies with the power (only a paced port holds any). */
+static void modem_port_tx_cut(struct modem *m)
+{
+    if (m->pacing && m->ports[0].pty_open)
+        pty_discard(&m->ports[0].pty);
 }
 
 static const char *modem_errtext(void *ctx, int code)
@@ -570,6 +581,7 @@ void modem_arm_cut_urc(struct modem *m, const char *prefix, double restore_after
 
 void modem_power_cut(struct modem *m, double restore_after)
 {
+    modem_port_tx_cut(m);
     if (m->power == MODEM_OFF) {
         vtimer_stop(&m->restore_timer);
         return;

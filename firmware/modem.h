@@ -135,7 +135,7 @@ struct modem {
     int usbifc_rx, usbifc_tx; /* AT+QCFG="usbifc",<rx>,<tx> as the host set them (0 or 2) */
     bool usb_flow;  /* USB AT port flow control (AT+QCFG="usbifc",2,2) */
     int fota_cid;   /* AT+QCFG="fota/cid": the context a DFOTA download uses (default 1) */
-    bool pacing;    /* --pacing: the UART takes bytes no faster than its baud rate */
+    bool pacing;    /* --pacing: the UART takes and sends bytes no faster than its baud rate */
     bool attached;      /* +CGATT: attached to the packet domain */
     bool attach_wanted; /* cleared by AT+CGATT=0: LTE attaches on registration otherwise */
     struct modem_pdp pdp[MODEM_MAX_CIDS];
@@ -237,8 +237,8 @@ void modem_event_state(struct modem *m, const char *state);
 
 /*
  * Applies the port's receive settings: the baud rate (with --pacing), a data mode's limit
- * (rx_limit) and flow control (+IFC on the UART, usbifc on USB). Handlers that change any of
- * them call it.
+ * (rx_limit) and flow control (+IFC on the UART, usbifc on USB); and, with --pacing, the UART's
+ * transmit rate (the same baud rate). Handlers that change any of them call it.
  */
 void modem_port_uart_update(struct modem *m, struct modem_port *p);
 

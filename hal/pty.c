@@ -3,12 +3,15 @@
  * closes (a level-triggered busy loop) and bytes written meanwhile reach the next opener. With
  * the keeper open neither happens; inotify on /dev/pts/N (IN_OPEN / IN_CLOSE_*) tells us when a
  * host comes and goes, and on each arrival the keeper's input queue is flushed of stale bytes.
- * Not here: baud pacing and overrun (a layer above), line discipline (raw mode only).
+ * Output pacing lives here because the queue does: a paced port's output waits in `out` until
+ * the wire's schedule lets it go, so whoever watches out_len (a download) sees the backlog.
+ * Not here: receive pacing and overrun (uart.c), line discipline (raw mode only).
  */
 #include "hal/pty.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,25 +52,99 @@ static int pty_link(const char *link, const char *target)
     return 0;
 }
 
-static void pty_flush_out(struct pty *p)
+/* ---- pacing arithmetic ---------------------------------------------------------------------- */
+
+#define PTY_US          1000000LL
+#define PTY_PACE_MAX_US (3600 * PTY_US) /* a longer stall counts as one hour (no overflow) */
+
+static int64_t pty_us(double t)
 {
-    if (p->on_tx && p->told < p->out_len) {
-        p->on_tx(p->ctx, p->out + p->told, p->out_len - p->told);
-        p->told = p->out_len;
+    return (int64_t)(t * 1e6 + (t < 0 ? -0.5 : 0.5));
+}
+
+void pty_pace_start(struct pty_pace *pc, uint32_t baud, double now)
+{
+    pc->baud = baud;
+    pc->t0 = pty_us(now);
+    pc->sent = 0;
+}
+
+size_t pty_pace_room(const struct pty_pace *pc, double now)
+{
+    int64_t el = pty_us(now) - pc->t0;
+    uint64_t may;
+
+    if (!pc->baud)
+        return SIZE_MAX;
+    if (el <= 0)
+        return 0;
+    if (el > PTY_PACE_MAX_US)
+        el = PTY_PACE_MAX_US;
+    /* Bits on the wire in el microseconds, 10 per byte: el * baud / 10^7, floored. */
+    may = (uint64_t)el * pc->baud / (10 * PTY_US);
+    if (may <= pc->sent)
+        return 0;
+    return may - pc->sent > SIZE_MAX ? SIZE_MAX : (size_t)(may - pc->sent);
+}
+
+void pty_pace_sent(struct pty_pace *pc, size_t n)
+{
+    uint64_t k;
+
+    pc->sent += n;
+    if (!pc->baud)
+        return;
+    /* `baud` bytes take exactly 10 s: moving t0 on by that keeps the products small. */
+    k = pc->sent / pc->baud;
+    pc->t0 += (int64_t)k * 10 * PTY_US;
+    pc->sent -= k * pc->baud;
+}
+
+double pty_pace_due(const struct pty_pace *pc, size_t n)
+{
+    uint64_t bits = (pc->sent + n) * 10 * (uint64_t)PTY_US; /* in bit-microseconds */
+    uint64_t us = (bits + pc->baud - 1) / pc->baud;         /* rounded up: never early */
+
+    return (double)(pc->t0 + (int64_t)us) / 1e6;
+}
+
+/* ---- output ---------------------------------------------------------------------------------- */
+
+/*
+ * Hands out[0, n) to the kernel, telling on_tx first; returns the bytes it took (fewer when the
+ * host's side is full). A port that is gone loses everything queued.
+ */
+static size_t pty_put(struct pty *p, size_t n)
+{
+    size_t done = 0;
+
+    if (p->on_tx && p->told < n) {
+        p->on_tx(p->ctx, p->out + p->told, n - p->told);
+        p->told = n;
     }
-    while (p->out_len) {
-        ssize_t n = write(p->master, p->out, p->out_len);
-        if (n < 0) {
+    while (done < n) {
+        ssize_t w = write(p->master, p->out + done, n - done);
+        if (w < 0) {
             if (errno == EINTR)
                 continue;
-            if (errno != EAGAIN)
+            if (errno != EAGAIN) {
                 p->out_len = p->told = 0; /* the port is gone; nothing to keep */
+                return done;
+            }
             break;
         }
-        memmove(p->out, p->out + n, p->out_len - (size_t)n);
-        p->out_len -= (size_t)n;
-        p->told -= (size_t)n;
+        done += (size_t)w;
     }
+    memmove(p->out, p->out + done, p->out_len - done);
+    p->out_len -= done;
+    p->told -= done;
+    return done;
+}
+
+static void pty_flush_out(struct pty *p)
+{
+    if (p->out_len)
+        pty_put(p, p->out_len);
     if (p->out_len && !ev_is_active(&p->wio))
         ev_io_start(p->loop, &p->wio);
     else if (!p->out_len && ev_is_active(&p->wio))
@@ -88,11 +165,68 @@ static void pty_read_cb(struct ev_loop *loop, ev_io *w, int revents)
     p->rx(p->ctx, buf, (size_t)n);
 }
 
+/* Paced, bytes queued: the timer fires when the next chunk (PTY_PACE_TICK of wire) may leave. */
+static void pty_pace_arm(struct pty *p, double now)
+{
+    size_t chunk = (size_t)((double)p->pace.baud / 10.0 * PTY_PACE_TICK);
+    double after;
+
+    if (chunk < 1)
+        chunk = 1;
+    if (chunk > p->out_len)
+        chunk = p->out_len;
+    /* A microsecond's margin: ev_now() is a double, the schedule counts whole microseconds. */
+    after = pty_pace_due(&p->pace, chunk) - now + 1e-6;
+    if (ev_is_active(&p->pace_w))
+        ev_timer_stop(p->loop, &p->pace_w);
+    ev_timer_set(&p->pace_w, after > 0 ? after : 0, 0);
+    ev_timer_start(p->loop, &p->pace_w);
+}
+
+void pty_send_paced(struct pty *p, double now)
+{
+    size_t n;
+
+    if (p->master < 0 || !p->pace.baud || p->held)
+        return;
+    n = pty_pace_room(&p->pace, now);
+    if (n > p->out_len)
+        n = p->out_len;
+    if (n) {
+        size_t took = pty_put(p, n);
+        pty_pace_sent(&p->pace, took);
+        if (took < n && p->out_len) {
+            /* The host does not read: like a held CTS, the line waits and restarts later. */
+            p->held = true;
+            ev_io_start(p->loop, &p->wio);
+        }
+    }
+    if (p->out_len && !p->held)
+        pty_pace_arm(p, now);
+    else if (ev_is_active(&p->pace_w))
+        ev_timer_stop(p->loop, &p->pace_w);
+}
+
+static void pty_pace_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    pty_send_paced(w->data, ev_now(loop));
+}
+
 static void pty_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-    (void)loop;
+    struct pty *p = w->data;
+
     (void)revents;
-    pty_flush_out(w->data);
+    if (!p->pace.baud) {
+        pty_flush_out(p);
+        return;
+    }
+    /* The host reads again: the line starts afresh, with no credit for the time it waited. */
+    ev_io_stop(loop, &p->wio);
+    p->held = false;
+    pty_pace_start(&p->pace, p->pace.baud, ev_now(loop));
+    pty_send_paced(p, ev_now(loop));
 }
 
 /* One inotify event for port p: a host opened or closed its slave node. */
@@ -142,8 +276,12 @@ static void pty_hub_flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
     (void)revents;
     for (size_t i = 0; i < h->n; i++) {
         struct pty *p = h->ports[i];
-        if (p->out_len && !ev_is_active(&p->wio))
+        if (!p->out_len || ev_is_active(&p->wio))
+            continue;
+        if (!p->pace.baud)
             pty_flush_out(p);
+        else if (!ev_is_active(&p->pace_w))
+            pty_pace_arm(p, ev_now(loop)); /* sized for all this turn queued */
     }
 }
 
@@ -249,7 +387,8 @@ int pty_open(struct pty *p, struct pty_hub *hub, const char *link, pty_rx_fn *rx
         goto out;
     ev_io_init(&p->rio, pty_read_cb, p->master, EV_READ);
     ev_io_init(&p->wio, pty_write_cb, p->master, EV_WRITE);
-    p->rio.data = p->wio.data = p;
+    ev_timer_init(&p->pace_w, pty_pace_cb, 0, 0);
+    p->rio.data = p->wio.data = p->pace_w.data = p;
     ev_io_start(p->loop, &p->rio);
     return 0;
 out:
@@ -293,9 +432,13 @@ void pty_close(struct pty *p)
     if (p->master < 0)
         return;
     if (p->clients)
-        pty_linger(p); /* the last words still reach a host that reads */
+        pty_linger(p); /* the last words still reach a host that reads, paced or not */
+    else if (p->out_len)
+        pty_flush_out(p);
     ev_io_stop(p->loop, &p->rio);
     ev_io_stop(p->loop, &p->wio);
+    ev_timer_stop(p->loop, &p->pace_w);
+    p->held = false;
     pty_hub_remove(p->hub, p);
     if (p->link[0]) {
         char target[sizeof(p->name)];
@@ -334,7 +477,8 @@ void pty_write(struct pty *p, const void *buf, size_t len)
 {
     if (p->master < 0 || !len)
         return;
-    if (p->clients == 0 || p->out_len + len > PTY_OUT_MAX) {
+    /* A paced backlog is the module's own queue and only capped while the host stalls. */
+    if (p->clients == 0 || (p->out_len + len > PTY_OUT_MAX && (!p->pace.baud || p->held))) {
         p->dropped += len;
         return;
     }
@@ -351,6 +495,36 @@ void pty_write(struct pty *p, const void *buf, size_t len)
         p->out = n;
         p->out_cap = cap;
     }
+    /* An empty queue means an idle line (bytes leave only once their last bit has): the
+     * next byte starts now, without credit for the idle time. */
+    if (p->pace.baud && !p->out_len && !p->held)
+        pty_pace_start(&p->pace, p->pace.baud, ev_now(p->loop));
     memcpy(p->out + p->out_len, buf, len);
     p->out_len += len;
+}
+
+void pty_set_baud(struct pty *p, uint32_t baud)
+{
+    if (p->master < 0 || p->pace.baud == baud)
+        return;
+    /* Bytes still queued leave at the new rate, from now on. */
+    pty_pace_start(&p->pace, baud, ev_now(p->loop));
+    if (ev_is_active(&p->pace_w))
+        ev_timer_stop(p->loop, &p->pace_w);
+    /* A port waiting for the host keeps waiting; its write watcher serves either mode. */
+    p->held = baud && ev_is_active(&p->wio);
+    if (baud && p->out_len && !p->held)
+        pty_pace_arm(p, ev_now(p->loop));
+}
+
+void pty_discard(struct pty *p)
+{
+    p->out_len = p->told = 0;
+    if (p->master < 0)
+        return;
+    if (ev_is_active(&p->pace_w))
+        ev_timer_stop(p->loop, &p->pace_w);
+    if (ev_is_active(&p->wio))
+        ev_io_stop(p->loop, &p->wio);
+    p->held = false;
 }

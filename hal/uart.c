@@ -2,7 +2,7 @@
  * UART receive FIFO. The drain is a real-time timer (the wire is real time, like the sockets of
  * the transfer libraries): every tick the module takes rate * elapsed bytes. Overruns drop the
  * newest bytes, as a hardware FIFO does when it is full. Not here: baud pacing of the output
- * (the PTY writes as fast as the host reads) and parity or framing errors.
+ * (the PTY's queue does it: pty_set_baud) and parity or framing errors.
  */
 #include "hal/uart.h"
 

@@ -3,7 +3,8 @@
  * own pace. Without flow control a host that sends faster than the module takes bytes overruns
  * the FIFO and bytes are lost, as on a real UART with AT+IFC=0,0; with RTS/CTS (AT+IFC=2,2) the
  * module stops the sender instead (the PTY is no longer read, so the host's writes block). With
- * no rate set bytes pass straight through, as fast as the host writes them.
+ * no rate set bytes pass straight through, as fast as the host writes them. The transmit side
+ * (output at the baud rate) is the PTY's: pty_set_baud.
  */
 #ifndef MODTWIN_HAL_UART_H
 #define MODTWIN_HAL_UART_H

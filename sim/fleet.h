@@ -27,7 +27,7 @@ struct fleet_opts {
     size_t image_len;
     const struct xfer_map *map; /* --map entries, or NULL */
     const char *ca;        /* --ca trust store, or NULL */
-    bool pacing;           /* --pacing: UARTs take bytes no faster than their baud rate */
+    bool pacing;           /* --pacing: UARTs take and send bytes no faster than their baud */
     int policy;            /* enum fota_policy, or -1 for the model's */
 };
 
