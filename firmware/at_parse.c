@@ -543,3 +543,25 @@ bool at_arg_is(const struct at_arg *a, const char *word)
     }
     return word[i] == '\0';
 }
+
+int at_arg_hex(const struct at_arg *a, size_t want, uint8_t *out, size_t cap)
+{
+    if (a == NULL || (out == NULL && want))
+        return -EINVAL;
+    if (a->kind == AT_ARG_OMITTED)
+        return -ENOENT;
+    if (a->len % 2)
+        return -EINVAL;
+    /* Every digit is checked before the length, so a garbled payload says so whatever its size. */
+    for (size_t i = 0; i < a->len; i++)
+        if (at_parse_hexval((unsigned char)a->s[i]) < 0)
+            return -EINVAL;
+    if (a->len / 2 != want)
+        return -EMSGSIZE;
+    if (cap < want)
+        return -ENOSPC;
+    for (size_t i = 0; i < want; i++)
+        out[i] = (uint8_t)(at_parse_hexval((unsigned char)a->s[2 * i]) << 4 |
+                           at_parse_hexval((unsigned char)a->s[2 * i + 1]));
+    return 0;
+}

@@ -95,4 +95,13 @@ int at_arg_uint64(const struct at_arg *a, uint64_t min, uint64_t max, uint64_t *
 /* True if a is a STR or BARE arg equal to word ignoring ASCII case; false if OMITTED or NULL. */
 bool at_arg_is(const struct at_arg *a, const char *word);
 
+/*
+ * Decode a hex payload argument (OneMO's AT+MFWDLOAD=<off>,<len>,<hex>): BARE or STR, an even
+ * number of hex digits of either case, nothing else. want: the byte count the command announced
+ * (the payload must be exactly that long). Writes want bytes to out (cap >= want).
+ * Returns 0; -ENOENT if OMITTED; -EINVAL for an odd length or a non-hex character (or NULL
+ * args); -EMSGSIZE when the digits do not make exactly `want` bytes; -ENOSPC when cap < want.
+ */
+int at_arg_hex(const struct at_arg *a, size_t want, uint8_t *out, size_t cap);
+
 #endif /* MODTWIN_AT_PARSE_H */

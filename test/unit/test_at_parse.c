@@ -538,6 +538,35 @@ static void test_arg_is(void **state)
  * The table rows become one cmocka test each (named "lineNNN <line>", so a failure names its
  * row), followed by the fixed tests; cmocka's macros want a static array, hence the runtime one.
  */
+/* Hex payloads: OneMO's AT+MFWDLOAD=<off>,<len>,<hex> at its documented 512-byte maximum. */
+static void test_arg_hex(void **state)
+{
+    static struct at_parse_result r;
+    char line[1200];
+    uint8_t out[512];
+    int n = snprintf(line, sizeof(line), "AT+MFWDLOAD=0,512,");
+
+    (void)state;
+    for (int i = 0; i < 512; i++)
+        n += snprintf(line + n, sizeof(line) - (size_t)n, i % 2 ? "%02x" : "%02X", i & 0xff);
+    assert_int_equal(at_parse_line(line, (size_t)n, &r), 0);
+    assert_int_equal(r.reqs[0].args[2].kind, AT_ARG_BARE);
+    assert_int_equal(at_arg_hex(&r.reqs[0].args[2], 512, out, sizeof(out)), 0);
+    for (int i = 0; i < 512; i++)
+        assert_int_equal(out[i], i & 0xff);
+    assert_int_equal(at_arg_hex(&r.reqs[0].args[2], 511, out, sizeof(out)), -EMSGSIZE);
+    assert_int_equal(at_arg_hex(&r.reqs[0].args[2], 512, out, 100), -ENOSPC);
+    assert_int_equal(at_parse_line(LN("AT+X=\"0aFf\",abc,0g,,\"\""), &r), 0);
+    assert_int_equal(at_arg_hex(&r.reqs[0].args[0], 2, out, 2), 0);
+    assert_int_equal(out[0], 0x0a);
+    assert_int_equal(out[1], 0xff);
+    assert_int_equal(at_arg_hex(&r.reqs[0].args[1], 1, out, 2), -EINVAL); /* odd */
+    assert_int_equal(at_arg_hex(&r.reqs[0].args[2], 1, out, 2), -EINVAL); /* not hex */
+    assert_int_equal(at_arg_hex(&r.reqs[0].args[3], 0, out, 2), -ENOENT);
+    assert_int_equal(at_arg_hex(&r.reqs[0].args[4], 0, out, 0), 0);     /* "" is 0 bytes */
+    assert_int_equal(at_arg_hex(NULL, 0, out, 0), -EINVAL);
+}
+
 int main(void)
 {
     size_t nrows = sizeof(tc_lines) / sizeof(tc_lines[0]);
@@ -545,6 +574,7 @@ int main(void)
         cmocka_unit_test(test_line_limit), cmocka_unit_test(test_arena_worst_case),
         cmocka_unit_test(test_misuse),     cmocka_unit_test(test_arg_int),
         cmocka_unit_test(test_arg_uint64), cmocka_unit_test(test_arg_is),
+        cmocka_unit_test(test_arg_hex),
     };
     size_t nfixed = sizeof(fixed) / sizeof(fixed[0]);
     struct CMUnitTest *tests = calloc(nrows + nfixed, sizeof(*tests));
