@@ -359,3 +359,26 @@ def test_ftp_server_replies(modtwin, reply_ftpd):
                 .encode())
         assert read_until(s, f'"FTPEND",{code}\r\n'.encode(), timeout=30) == \
             b"\r\nOK\r\n" + qind('"FTPSTART"', f'"FTPEND",{code}'), reply
+
+
+def test_https(modtwin, nginx, tls_cert, pkgs):
+    """HTTPS verifies the server against --ca; an untrusted server ends with 716."""
+    m = modtwin("--ca", tls_cert[0])
+    m.wait_state("on")
+    s = m.open()
+    at(s, "ATE0")
+    url = nginx.url("/ab.pkg", tls=True)
+    s.write(f'AT+QFOTADL="{url}",1,5,0\r'.encode())
+    assert read_until(s, b'"END",0\r\n', timeout=60) == b"\r\nOK\r\n" + qind(
+        '"HTTPSTART"', *seq("DOWNLOADING", 1, 5), '"HTTPEND",0', '"START"', '"END",0')
+
+
+def test_https_untrusted(modtwin, nginx, pkgs):
+    m2 = modtwin()          # the system trust store does not know the test CA
+    m2.wait_state("on")
+    s2 = m2.open()
+    at(s2, "ATE0")
+    url = nginx.url("/ab.pkg", tls=True)
+    s2.write(f'AT+QFOTADL="{url}",1,0\r'.encode())
+    assert read_until(s2, b'"HTTPEND",716\r\n', timeout=60) == \
+        b"\r\nOK\r\n" + qind('"HTTPSTART"', '"HTTPEND",716')
