@@ -39,7 +39,7 @@ BENCH_BINS:= $(BENCH_SRCS:bench/%.c=$(BUILDDIR)/bench/%)
 FUZZ_SRCS := $(wildcard test/fuzz/fuzz_*.c)
 DEPS_OK   := $(BUILDDIR)/.deps-ok
 
-.PHONY: all run test check bench asan fuzz lint install clean deps sweep-full
+.PHONY: all run test check bench asan fuzz lint install clean deps sweep-full sweep-ec200a
 
 all: $(BIN)
 
@@ -108,6 +108,10 @@ lint: $(LIB) $(BUILDDIR)/tools/main.o
 # Exhaustive power-loss sweeps at full size (minutes, not part of make test).
 sweep-full: $(UNIT_BINS)
 	@FOTA_SWEEP_FULL=1 BUILDDIR=$(BUILDDIR) NO_FUZZ=1 NO_E2E=1 sh test/run.sh
+
+# One whole EC200A-CN update (its 3.5 MiB image, staging), cut at every flash operation.
+sweep-ec200a: $(BUILDDIR)/unit/test_fota_apply
+	@FOTA_SWEEP_FULL=1 FOTA_SWEEP_MODEL=EC200A-CN $(BUILDDIR)/unit/test_fota_apply
 
 install: $(BIN)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/modtwin

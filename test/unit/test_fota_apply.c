@@ -12,6 +12,8 @@
  * then equals the clean run's, at most one segment is decoded again; in the default (small)
  * sweep the recovery also runs to the end and the active image must be the target.
  * FOTA_SWEEP_FULL=1: 2 MiB images, 64 KiB segments, boundary oracle only (DESIGN "Sweep sizes").
+ * FOTA_SWEEP_MODEL=<model> (with FOTA_SWEEP_FULL=1; make sweep-ec200a): that model's image size
+ * and topology, 64 KiB segments, 256-byte pages: one whole update of that model, every operation.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -28,6 +30,7 @@
 
 #include "firmware/fota_apply.h"
 #include "firmware/fw_image.h"
+#include "firmware/model.h"
 #include "firmware/pkg.h"
 #include "tools/pack.h"
 
@@ -770,9 +773,22 @@ static void tf_sweep_run(enum fota_topo topo)
     uint64_t ops0, dec0;
     int rc = 1;
 
+    const char *model_name = getenv("FOTA_SWEEP_MODEL");
+    const struct model *md = full && model_name && *model_name ? model_find(model_name) : NULL;
+
+    if (full && model_name && *model_name) {
+        assert_non_null(md);
+        if (md->topo != topo) {
+            print_message("sweep %s: skipped (%s applies %s)\n", tf_topo_name[topo], md->name,
+                          tf_topo_name[md->topo]);
+            return;
+        }
+    }
     clock_gettime(CLOCK_MONOTONIC, &t0);
     /* Small: 1 KiB pages keep N at a few hundred; full: the default 256-byte pages. */
-    sw.t = full ? tf_new_geom(topo, 2048 * 1024 - FW_IMAGE_HDR, 65536, PKG_DELTA,
+    sw.t = md ? tf_new_geom(topo, md->image_size, 65536, PKG_DELTA, topo == FOTA_TOPO_INPLACE,
+                            FLASH_DEF_PAGE_SIZE)
+         : full ? tf_new_geom(topo, 2048 * 1024 - FW_IMAGE_HDR, 65536, PKG_DELTA,
                               topo == FOTA_TOPO_INPLACE, FLASH_DEF_PAGE_SIZE)
                 : tf_new_geom(topo, 160 * 1024 - FW_IMAGE_HDR, 16384, PKG_DELTA,
                               topo == FOTA_TOPO_INPLACE, 1024);
@@ -810,9 +826,10 @@ static void tf_sweep_run(enum fota_topo topo)
     }
     assert_true(tf_slot_is(sw.t, &clean, tf_final_slot(sw.t, &nv), sw.t->tgt, sw.t->tgt_len));
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    print_message("sweep %s%s: %u segments of %u B, image %zu B, N = %llu flash ops in %d actions;"
-                  " %llu cases, %llu double cuts, max redone %u; %.2f s\n",
-                  tf_topo_name[topo], full ? " (full)" : "", (unsigned)sw.t->h.seg_count,
+    print_message("sweep %s%s%s%s%s: %u segments of %u B, image %zu B, N = %llu flash ops in %d"
+                  " actions; %llu cases, %llu double cuts, max redone %u; %.2f s\n",
+                  tf_topo_name[topo], full ? " (full" : "", md ? ", " : "",
+                  md ? md->name : "", full ? ")" : "", (unsigned)sw.t->h.seg_count,
                   (unsigned)sw.t->h.seg_size, sw.t->tgt_len, (unsigned long long)sw.total_ops,
                   sw.action, (unsigned long long)sw.cases, (unsigned long long)sw.doubles,
                   (unsigned)sw.max_redone,
