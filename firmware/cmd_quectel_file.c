@@ -263,7 +263,27 @@ static void cmd_quectel_file_job_free(struct cmd_quectel_file_job *j, bool resto
         j->p->rx_limit = j->saved_limit;
         modem_port_uart_update(j->p->m, j->p);
     }
+    if (j->p->job == j) {
+        j->p->job = NULL;
+        j->p->job_drop = NULL;
+    }
     free(j);
+}
+
+/* The port stops with the power: the upload's unsynced bytes are lost, nothing is written. */
+static void cmd_quectel_file_job_drop(void *job)
+{
+    struct cmd_quectel_file_job *j = job;
+
+    ufs_abort(&j->fh); /* -EBADF for a download's unused handle: nothing to drop */
+    cmd_quectel_file_job_free(j, false);
+}
+
+/* The port owns j from here: a power cut drops it with the port. */
+static void cmd_quectel_file_job_attach(struct cmd_quectel_file_job *j)
+{
+    j->p->job = j;
+    j->p->job_drop = cmd_quectel_file_job_drop;
 }
 
 /* ---- AT+QFUPL -------------------------------------------------------------------------------- */
@@ -415,6 +435,7 @@ static int cmd_quectel_file_qfupl(struct at_engine *e, const struct at_req *r, v
     at_raw(e, e->verbose ? "\r\nCONNECT\r\n" : "1\r", e->verbose ? 11 : 2);
     at_data_begin(e, (size_t)size, cmd_quectel_file_upl_data, j);
     vtimer_start(&j->timer, m->clock, j->timeout, cmd_quectel_file_upl_timeout, j);
+    cmd_quectel_file_job_attach(j);
     return AT_RES_PENDING;
 }
 
@@ -508,6 +529,7 @@ static int cmd_quectel_file_qfdwl(struct at_engine *e, const struct at_req *r, v
         return res;
     }
     vtimer_start(&j->timer, m->clock, 0, cmd_quectel_file_dwl_tick, j);
+    cmd_quectel_file_job_attach(j);
     return AT_RES_PENDING;
 }
 

@@ -203,6 +203,10 @@ static void modem_port_start(struct modem *m, struct modem_port *p)
 
 static void modem_port_stop(struct modem_port *p)
 {
+    if (p->job && p->job_drop)
+        p->job_drop(p->job);
+    p->job = NULL;
+    p->job_drop = NULL;
     if (p->at_ready) {
         uart_release(&p->uart);
         at_release(&p->at);

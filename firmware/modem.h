@@ -71,6 +71,10 @@ struct modem_port {
     double rx_limit;  /* bytes/s a data mode takes at most (0: no limit), set by families */
     struct at_engine at;
     bool at_ready;
+    /* a command job of this port that lives on the heap (AT+QFUPL, AT+QFDWL): dropped, without
+     * writing anything, when the port stops with the power */
+    void *job;
+    void (*job_drop)(void *job);
 };
 
 /*
