@@ -46,6 +46,38 @@ static const struct {
     {EBUSY, CMD_QUECTEL_FILE_E_BUSY},
 };
 
+/* +CMEE=2 texts, as the Quectel FILE manuals word them. */
+static const struct {
+    int code;
+    const char *text;
+} cmd_quectel_file_texts[] = {
+    {CMD_QUECTEL_FILE_E_INPUT, "invalid input value"},
+    {CMD_QUECTEL_FILE_E_NOT_FOUND, "file not found"},
+    {CMD_QUECTEL_FILE_E_NAME, "invalid file name"},
+    {CMD_QUECTEL_FILE_E_EXISTS, "file already existed"},
+    {CMD_QUECTEL_FILE_E_WRITE, "fail to write the file"},
+    {CMD_QUECTEL_FILE_E_OPEN, "fail to open the file"},
+    {CMD_QUECTEL_FILE_E_READ, "fail to read the file"},
+    {CMD_QUECTEL_FILE_E_MAX_FILES, "reach the max number of file allowed to be opened"},
+    {CMD_QUECTEL_FILE_E_LIST, "fail to list the file"},
+    {CMD_QUECTEL_FILE_E_DELETE, "fail to delete the file"},
+    {CMD_QUECTEL_FILE_E_DISK_INFO, "fail to get disk info"},
+    {CMD_QUECTEL_FILE_E_NO_SPACE, "no space"},
+    {CMD_QUECTEL_FILE_E_TIMEOUT, "time out"},
+    {CMD_QUECTEL_FILE_E_TOO_LARGE, "file too large"},
+    {CMD_QUECTEL_FILE_E_PARAM, "invalid parameter"},
+    {CMD_QUECTEL_FILE_E_BUSY, "file already opened"},
+};
+
+const char *cmd_quectel_file_errtext(int code)
+{
+    for (size_t i = 0; i < sizeof(cmd_quectel_file_texts) / sizeof(cmd_quectel_file_texts[0]);
+         i++)
+        if (cmd_quectel_file_texts[i].code == code)
+            return cmd_quectel_file_texts[i].text;
+    return NULL;
+}
+
 static int cmd_quectel_file_code(int rc, int fallback)
 {
     for (size_t i = 0; i < sizeof(cmd_quectel_file_errmap) / sizeof(cmd_quectel_file_errmap[0]);

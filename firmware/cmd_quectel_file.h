@@ -44,4 +44,7 @@ extern const struct at_table cmd_quectel_file_table;
  */
 void cmd_quectel_file_checksum(uint16_t *sum, bool *odd, const uint8_t *buf, size_t len);
 
+/* The +CMEE=2 text of a FILE error code (the manuals' wording), or NULL for another code. */
+const char *cmd_quectel_file_errtext(int code);
+
 #endif

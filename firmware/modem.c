@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "firmware/cmd_basic.h"
+#include "firmware/cmd_quectel_file.h"
 #include "firmware/cmd_quectel_net.h"
 
 #define MODEM_PROFILE_KEY "at.profile"
@@ -175,7 +176,9 @@ static const char *modem_errtext(void *ctx, int code)
     const char *text = cmd_basic_errtext(code);
 
     (void)ctx;
-    /* The 27.007 codes first; the Quectel TCP/IP codes (5xx) do not overlap them. */
+    /* The 27.007 codes first; the Quectel FILE (4xx) and TCP/IP (5xx) codes do not overlap. */
+    if (!text)
+        text = cmd_quectel_file_errtext(code);
     return text ? text : cmd_quectel_net_errtext(code);
 }
 

@@ -169,6 +169,10 @@ def test_error_codes(modtwin):
     assert at(s, "AT+QFLST").count(b"+QFLST:") == 64
     assert at(s, 'AT+QFDEL="*"') == b"\r\nOK\r\n"
     assert qflds(s) == (free, total)
+    # +CMEE=2: the manuals' texts
+    assert at(s, "AT+CMEE=2") == b"\r\nOK\r\n"
+    assert at(s, 'AT+QFDEL="nothere"') == b"\r\n+CME ERROR: file not found\r\n"
+    assert at(s, 'AT+QFLDS="RAM"') == b"\r\n+CME ERROR: invalid parameter\r\n"
     # +CMEE=0: plain ERROR
     assert at(s, "AT+CMEE=0") == b"\r\nOK\r\n"
     assert at(s, 'AT+QFDEL="nothere"') == b"\r\nERROR\r\n"
