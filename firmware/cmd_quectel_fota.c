@@ -173,7 +173,8 @@ static int cmd_quectel_fota_qfotadl(struct at_engine *e, const struct at_req *r,
     rc = qfota_start(&m->qfota, p, &req);
     if (rc)
         return AT_RES_ERROR;
-    return AT_RES_OK;
+    /* The protocol mode answered 010003 and holds the port until its session ends. */
+    return proto ? AT_RES_PENDING : AT_RES_OK;
 }
 
 /* ---- NB: AT+QFOTADL=<URL> ------------------------------------------------------------------- */

@@ -333,11 +333,24 @@ static int qfota_download(struct qfota *q, const char *url)
 
 /* ---- FILE:<length> on the AT port ------------------------------------------------------------ */
 
+static void qfota_timer_stop(struct qfota *q)
+{
+    ev_timer_stop(q->m->loop, &q->timer);
+}
+
+static void qfota_timer_start(struct qfota *q, double after, void (*cb)(struct ev_loop *, ev_timer *, int))
+{
+    ev_timer_stop(q->m->loop, &q->timer);
+    ev_timer_init(&q->timer, cb, after, 0);
+    q->timer.data = q;
+    ev_timer_start(q->m->loop, &q->timer);
+}
+
 static void qfota_file_close(struct qfota *q)
 {
     struct modem_port *p = q->port;
 
-    vtimer_stop(&q->timer);
+    qfota_timer_stop(q);
     if (p) {
         p->rx_limit = q->saved_limit;
         modem_port_uart_update(q->m, p);
@@ -355,11 +368,13 @@ static void qfota_file_fail(struct qfota *q)
     qfota_finish(q);
 }
 
-static void qfota_file_timeout(void *ctx)
+static void qfota_file_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    struct qfota *q = ctx;
+    struct qfota *q = w->data;
     struct modem_port *p = q->port;
 
+    (void)loop;
+    (void)revents;
     qfota_file_fail(q);
     if (p)
         at_data_end(&p->at, AT_RES_SILENT);
@@ -380,7 +395,7 @@ static int qfota_file_data(void *ctx, const uint8_t *buf, size_t len, bool done)
     if (q->want)
         qfota_dl_progress_pct(q, (unsigned)(q->got * 100 / q->want));
     if (!done) {
-        vtimer_start(&q->timer, q->m->clock, QFOTA_FILE_TIMEOUT, qfota_file_timeout, q);
+        qfota_timer_start(q, QFOTA_FILE_TIMEOUT, qfota_file_timeout);
         return AT_RES_PENDING;
     }
     if (q->rx_err) {
@@ -409,7 +424,8 @@ static bool qfota_port_flow(const struct modem *m, const struct modem_port *p)
     return p->index == 0 ? m->ifc_rx == 2 && m->ifc_tx == 2 : m->usb_flow;
 }
 
-static int qfota_file_begin(struct qfota *q, struct modem_port *p, uint64_t length)
+/* Opens the package file for a serial receive of length bytes on port p; paces the port. */
+static int qfota_file_open(struct qfota *q, struct modem_port *p, uint64_t length)
 {
     struct modem *m = q->m;
     uint64_t free_bytes, total, need;
@@ -438,9 +454,137 @@ static int qfota_file_begin(struct qfota *q, struct modem_port *p, uint64_t leng
         p->rx_limit = QFOTA_FILE_RX_LIMIT;
         modem_port_uart_update(m, p);
     }
+    return 0;
+}
+
+static int qfota_file_begin(struct qfota *q, struct modem_port *p, uint64_t length)
+{
+    struct modem *m = q->m;
+    int rc = qfota_file_open(q, p, length);
+
+    if (rc)
+        return rc;
     modem_urc(m, "+QIND: \"FOTA\",\"FILESTART\"");
     at_stream_begin(&p->at, (size_t)length, qfota_file_data, q);
-    vtimer_start(&q->timer, m->clock, QFOTA_FILE_TIMEOUT, qfota_file_timeout, q);
+    qfota_timer_start(q, QFOTA_FILE_TIMEOUT, qfota_file_timeout);
+    return 0;
+}
+
+/* ---- FILE:<length>,2: the protocol download mode (docs/qfota-protocol.md) -------------------- */
+
+/*
+ *   handler: file opened, "010003", data mode (URCs held), silence timer armed
+ *   data:    bytes -> qproto_rx_feed: in-order payload -> ufs_write; replies -> the port
+ *            a valid frame re-arms the 10 s silence timer
+ *   over:    DONE -> sync; error, abort or silence -> the file dropped; then QPROTO_RX_LINGER_S
+ *            more in data mode answering repeated frames; then the port returns to AT commands,
+ *            FILEEND,<0|500> and the rest of the job follow
+ */
+
+static int qfota_proto_store(void *ctx, uint64_t off, const uint8_t *buf, size_t len)
+{
+    struct qfota *q = ctx;
+    ssize_t w;
+
+    (void)off; /* the receiver hands the bytes over in order, each once */
+    w = ufs_write(&q->fh, buf, len);
+    return w < 0 ? (int)w : 0;
+}
+
+static void qfota_proto_reply(void *ctx, const uint8_t *buf, size_t len)
+{
+    struct qfota *q = ctx;
+
+    at_raw(&q->port->at, buf, len);
+}
+
+static const struct qproto_rx_ops qfota_proto_ops = {qfota_proto_store, qfota_proto_reply};
+
+static void qfota_proto_linger_end(struct ev_loop *loop, ev_timer *w, int revents);
+
+/* The session ended (result r): keep or drop the package, then linger. */
+static void qfota_proto_over(struct qfota *q, int r)
+{
+    int rc = -EIO;
+
+    q->rx_result = r;
+    if (r == QPROTO_DONE) {
+        q->fh_open = false;
+        rc = ufs_close(&q->fh); /* one sync: the package appears whole or not at all */
+    } else if (q->fh_open) {
+        ufs_abort(&q->fh);
+        q->fh_open = false;
+    }
+    if (rc == -ECANCELED)
+        return; /* the power went */
+    if (rc)
+        q->rx_result = rc;
+    q->lingering = true;
+    qfota_timer_start(q, QPROTO_RX_LINGER_S, qfota_proto_linger_end);
+}
+
+/* Back to AT commands: the URCs held during the session go out, the job goes on. */
+static void qfota_proto_linger_end(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct qfota *q = w->data;
+    struct modem_port *p = q->port;
+
+    (void)loop;
+    (void)revents;
+    q->lingering = false;
+    qfota_file_close(q);
+    if (q->rx_result == QPROTO_DONE) {
+        modem_urc(q->m, "+QIND: \"FOTA\",\"FILEEND\",0");
+        qfota_hand_over(q, QFOTA_PKG_FILE);
+    } else {
+        modem_urc(q->m, "+QIND: \"FOTA\",\"FILEEND\",%d", QUECTEL_FILE_ERR);
+        qfota_finish(q);
+    }
+    if (p)
+        at_data_end(&p->at, AT_RES_SILENT);
+    modem_flash_event(q->m);
+}
+
+static void qfota_proto_silence(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct qfota *q = w->data;
+
+    (void)loop;
+    (void)revents;
+    qproto_rx_timeout(&q->rx);
+    qfota_proto_over(q, qproto_rx_result(&q->rx));
+    modem_flash_event(q->m);
+}
+
+static int qfota_proto_data(void *ctx, const uint8_t *buf, size_t len, bool done)
+{
+    struct qfota *q = ctx;
+    int r = qproto_rx_feed(&q->rx, buf, len);
+
+    (void)done; /* the mode has no byte count: the session says when it is over */
+    if (q->lingering)
+        return AT_RES_PENDING;
+    if (qproto_rx_frames(&q->rx) != q->rx_frames) {
+        q->rx_frames = qproto_rx_frames(&q->rx);
+        qfota_timer_start(q, QPROTO_RX_SILENCE_S, qfota_proto_silence);
+    }
+    if (r != QPROTO_MORE)
+        qfota_proto_over(q, r);
+    return AT_RES_PENDING;
+}
+
+static int qfota_proto_begin(struct qfota *q, struct modem_port *p, uint64_t length)
+{
+    int rc = qfota_file_open(q, p, length);
+
+    if (rc)
+        return rc;
+    qproto_rx_init(&q->rx, length, &qfota_proto_ops, q);
+    q->rx_frames = 0;
+    q->lingering = false;
+    at_info(&p->at, "010003");
+    at_data_begin(&p->at, SIZE_MAX, qfota_proto_data, q);
+    qfota_timer_start(q, QPROTO_RX_SILENCE_S, qfota_proto_silence);
     return 0;
 }
 
@@ -450,6 +594,8 @@ void qfota_init(struct qfota *q, struct modem *m)
 {
     memset(q, 0, sizeof(*q));
     q->m = m;
+    ev_timer_init(&q->timer, qfota_file_timeout, 0, 0);
+    q->timer.data = q;
 }
 
 int qfota_start(struct qfota *q, struct modem_port *p, const struct qfota_req *req)
@@ -481,6 +627,9 @@ int qfota_start(struct qfota *q, struct modem_port *p, const struct qfota_req *r
     case QFOTA_SRC_FILE:
         rc = qfota_file_begin(q, p, req->length);
         break;
+    case QFOTA_SRC_PROTO:
+        rc = qfota_proto_begin(q, p, req->length);
+        break;
     case QFOTA_SRC_UFS:
         qfota_hand_over(q, req->url);
         rc = 0;
@@ -498,7 +647,8 @@ int qfota_start(struct qfota *q, struct modem_port *p, const struct qfota_req *r
 
 void qfota_stop(struct qfota *q)
 {
-    vtimer_stop(&q->timer);
+    qfota_timer_stop(q);
+    q->lingering = false;
     /* The unmount drops the writer; nothing is written from here. */
     q->fh_open = false;
     q->port = NULL;

@@ -19,7 +19,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <ev.h>
+
 #include "firmware/fota.h"
+#include "firmware/qproto.h"
 #include "firmware/quectel_codes.h"
 #include "hal/vclock.h"
 #include "protocols/xfer.h"
@@ -31,7 +34,7 @@ struct modem_port;
 #define QFOTA_URL_MAX 255          /* every variant: <url> max length */
 #define QFOTA_PKG_FILE "fota.pkg"  /* where a downloaded or received package lands in UFS */
 #define QFOTA_FILE_RX_LIMIT 15360  /* bytes/s a FILE: receive takes without flow control */
-#define QFOTA_FILE_TIMEOUT 30.0    /* virtual s without a byte before a FILE: receive fails */
+#define QFOTA_FILE_TIMEOUT 5.0     /* real s without a byte before a FILE: receive fails */
 
 /* Where the package comes from. */
 enum qfota_src {
@@ -78,7 +81,13 @@ struct qfota {
     uint64_t want, got;
     int rx_err;             /* the first write error of a FILE: receive (-errno) */
     double saved_limit;     /* the port's rx_limit before the receive */
-    struct vtimer timer;
+    /* Serial time-outs are the wire's, in real time like a socket's (DESIGN "Time"): the FILE:
+     * silence, the protocol's silence and its linger after the end. */
+    ev_timer timer;
+    struct qproto_rx rx;    /* protocol mode: the session */
+    uint64_t rx_frames;     /* valid frames when the silence timer was last armed */
+    bool lingering;         /* protocol mode: over, still answering repeated frames */
+    int rx_result;          /* protocol mode: how the session ended */
     /* the network view of the download (for the codes that tell causes apart) */
     bool ctx_was_up;
 };
@@ -95,7 +104,9 @@ void qfota_init(struct qfota *q, struct modem *m);
 
 /*
  * Starts a job from port p (the port a FILE: receive uses). Returns 0: the command answers OK
- * (or, for the protocol mode, `010003`) and the job reports by URCs; -EBUSY (a job runs),
+ * and the job reports by URCs; for the protocol mode the job has printed `010003` and put the
+ * port in data mode: the command pends and ends silently when the session does (its FILEEND
+ * follows). -EBUSY (a job runs),
  * -ENODEV (storage down), -ENOENT (SRC_UFS: no such file), -EINVAL. The caller has checked the
  * syntax. For FILE: the port enters data mode from here (the caller returns OK after it).
  */

@@ -5,6 +5,7 @@
  *   modtwin models            list the models and the commands each implements
  *   modtwin image ...         make firmware images (fresh, derived, a model's factory image)
  *   modtwin pack ...          make, inspect and apply update packages
+ *   modtwin fota-send ...     send a package in Quectel's protocol download mode
  * Exit codes: 0 ok, 1 failure, 2 usage.
  */
 #include <errno.h>
@@ -19,6 +20,7 @@
 #include "protocols/xfer.h"
 #include "sim/fleet.h"
 #include "tools/cli.h"
+#include "tools/fota_send.h"
 
 #define MODTWIN_VERSION "0.1.0"
 
@@ -221,6 +223,7 @@ static void usage(FILE *out)
                  "       modtwin image ...         make firmware images (modtwin image --help)\n"
                  "       modtwin pack ...          make, inspect, apply packages (modtwin pack "
                  "--help)\n"
+                 "       modtwin fota-send ...     send a package in protocol download mode\n"
                  "       modtwin --version\n");
 }
 
@@ -247,6 +250,8 @@ int main(int argc, char **argv)
         return image_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "pack") == 0)
         return pack_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "fota-send") == 0)
+        return fota_send_main(argc - 1, argv + 1);
     fprintf(stderr, "modtwin: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

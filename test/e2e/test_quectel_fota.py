@@ -382,3 +382,33 @@ def test_https_untrusted(modtwin, nginx, pkgs):
     s2.write(f'AT+QFOTADL="{url}",1,0\r'.encode())
     assert read_until(s2, b'"HTTPEND",716\r\n', timeout=60) == \
         b"\r\nOK\r\n" + qind('"HTTPSTART"', '"HTTPEND",716')
+
+
+def test_protocol_mode_with_the_sender(modtwin, pkgs):
+    """Seed 002 3.3.1.4: "FILE:<length>",2 answers 010003; `modtwin fota-send` sends the package
+    with the protocol of docs/qfota-protocol.md over a UART without flow control (--pacing:
+    the module takes 15 KB/s, the sender's window keeps the FIFO from overrunning)."""
+    m = modtwin("--pacing")
+    m.wait_state("on")
+    data = pkgs["ab"].read_bytes()
+    out = subprocess.run([BIN, "fota-send", m.uart, str(pkgs["ab"])], capture_output=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    s = m.open()
+    got = read_until(s, b"+QIND: SMS DONE\r\n", timeout=60)
+    end = got.index(b'"END",0\r\n') + 9
+    assert got[:end] == qind('"FILEEND",0', '"START"', *seq("UPDATING", 1, 100), '"END",0')
+    m.wait_state("on")
+    assert m.ctl.ok("status")["revision"] == NEW_REV
+    assert m.ctl.ok("status")["ports"][0]["overrun"] == 0
+    assert len(data) > 100000
+
+
+def test_protocol_mode_answers_010003(ec200a):
+    s = ec200a.ser
+    s.write(b'AT+QFOTADL="FILE:5000",2\r')
+    assert read_until(s, b"010003\r\n") == b"\r\n010003\r\n"
+    # a host that never sends a frame: the session ends after its silence time-out
+    got = read_until(s, b'"FILEEND",500\r\n', timeout=30)
+    assert got.endswith(qind('"FILEEND",500'))
+    assert at(s, "AT") == b"\r\nOK\r\n"
