@@ -468,7 +468,13 @@ static int cmd_ipr(struct at_engine *e, const struct at_req *r, void *ctx)
         return AT_CME_BAD_PARAM;
     for (size_t i = 0; i < sizeof(rates) / sizeof(rates[0]); i++) {
         if (rates[i] == v) {
+            long was = m->ipr;
             m->ipr = v;
+            /* An auto-baud model keeps the rate (or the return to auto-baud) across restarts. */
+            if (m->model->autobaud && modem_save_ipr(m)) {
+                m->ipr = was;
+                return AT_RES_ERROR;
+            }
             modem_port_uart_update(m, PORT(ctx));
             return AT_RES_OK;
         }

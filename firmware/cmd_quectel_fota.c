@@ -7,6 +7,7 @@
 #include "firmware/cmd_quectel_fota.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -131,7 +132,7 @@ static int cmd_quectel_fota_qfotadl(struct at_engine *e, const struct at_req *r,
                                : "+QFOTADL: <url>,(0,1),(0,5-100),(0,5-100)");
         return AT_RES_OK;
     }
-    if (a->kind != AT_ARG_STR || a->len == 0 || a->len > v->url_max)
+    if (r->nargs > 4 || a->kind != AT_ARG_STR || a->len == 0 || a->len > v->url_max)
         return AT_RES_ERROR;
     if (r->nargs > 1 && r->args[1].kind != AT_ARG_OMITTED &&
         at_arg_int(&r->args[1], 0, 2, &mode))
@@ -179,19 +180,42 @@ static int cmd_quectel_fota_qfotadl(struct at_engine *e, const struct at_req *r,
 
 /* ---- NB: AT+QFOTADL=<URL> ------------------------------------------------------------------- */
 
+/*
+ * Seed 004 2.2 gives <port> the default 80 for CoAP as for HTTP (CoAP itself would use 5683):
+ * "coap://host/path" becomes "coap://host:80/path" in out (the URL as given otherwise).
+ */
+static void cmd_quectel_fota_nb_port(const char *url, char *out, size_t cap)
+{
+    const char *host = url + strlen("coap://");
+    size_t hlen = strcspn(host, "/?#");
+    const char *rb = memchr(host, ']', hlen); /* an IPv6 literal's colons are not the port's */
+    const char *tail = rb ? rb + 1 : host;
+
+    if (!cmd_quectel_fota_prefix(url, "coap://") ||
+        memchr(tail, ':', hlen - (size_t)(tail - host))) {
+        snprintf(out, cap, "%s", url);
+        return;
+    }
+    snprintf(out, cap, "%.*s:80%s", (int)(host - url + (ptrdiff_t)hlen), url, host + hlen);
+}
+
 static int cmd_quectel_fota_nb_qfotadl(struct at_engine *e, const struct at_req *r, void *ctx)
 {
     struct modem_port *p = PORT(ctx);
     struct modem *m = p->m;
     const struct at_arg *a = &r->args[0];
     struct qfota_req req = {.apply_now = true, .dl_max = 100, .upd_max = 100};
+    char url[QFOTA_URL_MAX + 8];
 
     (void)e;
-    if (a->kind != AT_ARG_STR || a->len == 0 || a->len > QFOTA_URL_MAX)
+    if (r->nargs > 1 || a->kind != AT_ARG_STR || a->len == 0 || a->len > QFOTA_URL_MAX)
         return AT_RES_ERROR;
-    req.url = a->s;
+    cmd_quectel_fota_nb_port(a->s, url, sizeof(url));
+    req.url = url;
     if (cmd_quectel_fota_prefix(a->s, "coap://")) {
+        /* CoAP reports no download progress: COAPSTART, then COAPEND (seed 004 2.2, 7.1). */
         req.src = QFOTA_SRC_COAP;
+        req.dl_max = 0;
     } else if (cmd_quectel_fota_prefix(a->s, "http://")) {
         req.src = QFOTA_SRC_HTTP;
     } else {
@@ -203,7 +227,8 @@ static int cmd_quectel_fota_nb_qfotadl(struct at_engine *e, const struct at_req 
 }
 
 static const struct at_cmd cmd_quectel_fota_cmds[] = {
-    {"+QFOTADL", AT_F_SET | AT_F_TEST, 1, 4, NULL, cmd_quectel_fota_qfotadl},
+    /* Arity is checked in the handler: the documents answer every error with a plain ERROR. */
+    {"+QFOTADL", AT_F_SET | AT_F_TEST, 1, AT_PARSE_MAX_ARGS, NULL, cmd_quectel_fota_qfotadl},
 };
 
 const struct at_table cmd_quectel_fota_table = {"quectel_fota", cmd_quectel_fota_cmds,
@@ -211,7 +236,7 @@ const struct at_table cmd_quectel_fota_table = {"quectel_fota", cmd_quectel_fota
                                                     sizeof(cmd_quectel_fota_cmds[0])};
 
 static const struct at_cmd cmd_quectel_nb_fota_cmds[] = {
-    {"+QFOTADL", AT_F_SET, 1, 1, "+QFOTADL=<URL>", cmd_quectel_fota_nb_qfotadl},
+    {"+QFOTADL", AT_F_SET, 1, AT_PARSE_MAX_ARGS, "+QFOTADL=<URL>", cmd_quectel_fota_nb_qfotadl},
 };
 
 const struct at_table cmd_quectel_nb_fota_table = {"quectel_nb_fota", cmd_quectel_nb_fota_cmds,

@@ -166,6 +166,7 @@ static const struct model model_table[] = {
         .apply_step_seconds = 0.05,
         .fota_family = &quectel_nb_family,
         .tables = TABLES(quectel_nb_tables),
+        .autobaud = true, /* seed 004 2.2 / 3.2 notes */
     },
     {
         .name = "BENCH-96M",

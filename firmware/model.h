@@ -61,6 +61,8 @@ struct model {
     size_t ntables;
     bool bench;               /* a benchmark-only model, not a real product */
     bool minifota; /* MiniFOTA build (2/4/8 MB): no fota/cid, no HTTPS, no FILE mode, no URC limits */
+    bool autobaud; /* starts in auto-baud mode (+IPR: 0) and keeps AT+IPR in NV; while in it, an
+                      update's result URC waits for the host's first characters (BC260Y-CN) */
 };
 
 size_t model_count(void);

@@ -23,6 +23,7 @@
 
 #define MODEM_PROFILE_KEY "at.profile"
 #define MODEM_PROVISIONED_KEY "fw.provisioned"
+#define MODEM_IPR_KEY "at.ipr"
 
 static void modem_emit(struct modem *m, const struct modem_event *ev)
 {
@@ -126,6 +127,11 @@ static void modem_port_deliver(void *ctx, const uint8_t *buf, size_t len)
     if (m->power != MODEM_ON || !p->at_ready)
         return;
     modem_emit(m, &ev);
+    if (m->fota_held) {
+        /* The host's first characters gave the rate: the withheld result goes out now. */
+        m->fota_held = false;
+        fota_booted(&m->fota);
+    }
     at_input(&p->at, buf, len);
     modem_flash_event(m);
 }
@@ -243,6 +249,13 @@ void modem_load_profile(struct modem *m, struct modem_port *p)
         m->cmee = v[3];
 }
 
+int modem_save_ipr(struct modem *m)
+{
+    if (!m->storage_ok)
+        return -EIO;
+    return nv_set_i64(&m->nv, MODEM_IPR_KEY, m->ipr);
+}
+
 /* ---- URCs and the radio ----------------------------------------------------------------------- */
 
 void modem_urc(struct modem *m, const char *fmt, ...)
@@ -342,8 +355,13 @@ static void modem_booted(void *ctx)
     modem_event_state(m, "on");
     for (const enum model_boot *b = m->model->boot; *b != MODEL_BOOT_END; b++) {
         if (*b == MODEL_BOOT_FOTA) {
-            /* The model says where among its boot lines an update's result appears. */
-            fota_booted(&m->fota);
+            /* The model says where among its boot lines an update's result appears. In
+             * auto-baud mode it waits for the host's first characters (seed 004 2.2 note). */
+            if (m->model->autobaud && m->ipr == 0 && m->fota.state == FOTA_ST_REPORT &&
+                qfota_job_pending(&m->qfota))
+                m->fota_held = true;
+            else
+                fota_booted(&m->fota);
             reported = true;
         } else {
             cmd_basic_boot_line(m, *b);
@@ -449,6 +467,14 @@ static void modem_settings_defaults(struct modem *m)
     m->creg_n = m->cereg_n = 0;
     snprintf(m->cscs, sizeof(m->cscs), "GSM");
     m->ipr = 115200;
+    m->fota_held = false;
+    if (m->model->autobaud) {
+        int64_t ipr = 0;
+        /* Auto-baud until AT+IPR fixes a rate, which the module keeps. */
+        if (!m->storage_ok || nv_get_i64(&m->nv, MODEM_IPR_KEY, &ipr) || ipr < 0 || ipr > 921600)
+            ipr = 0;
+        m->ipr = (long)ipr;
+    }
     m->ifc_rx = m->ifc_tx = 0;
     m->usbifc_rx = m->usbifc_tx = 0;
     m->usb_flow = false;

@@ -134,7 +134,8 @@ struct modem {
     int creg_n, cereg_n;
     int reg_seen; /* the last registration state reported by URC */
     char cscs[8];
-    long ipr;
+    long ipr;       /* AT+IPR; 0 = auto-baud (kept in NV on models with model->autobaud) */
+    bool fota_held; /* auto-baud: the update's result waits for the host's first characters */
     int ifc_rx, ifc_tx;
     int usbifc_rx, usbifc_tx; /* AT+QCFG="usbifc",<rx>,<tx> as the host set them (0 or 2) */
     bool usb_flow;  /* USB AT port flow control (AT+QCFG="usbifc",2,2) */
@@ -251,5 +252,8 @@ int modem_save_profile(struct modem *m, struct modem_port *p);
 
 /* Loads the AT&W profile into port p (ATZ, boot). */
 void modem_load_profile(struct modem *m, struct modem_port *p);
+
+/* Saves m->ipr in NV, read back at every power-on (models with model->autobaud); 0 or -errno. */
+int modem_save_ipr(struct modem *m);
 
 #endif

@@ -62,10 +62,13 @@ static void qfota_dl_urcs(struct qfota *q, unsigned upto)
     const struct qfota_variant *v = qfota_variant(q->m);
 
     if (v->nb) {
-        if (upto > q->dl_sent && q->dl_max)
-            modem_urc(q->m, "+QIND: \"FOTA\",\"DOWNLOADING\",%u%%", upto);
-        if (upto > q->dl_sent)
-            q->dl_sent = upto;
+        /* Every percentage once, as seed 004 7.2 prints 1%, 2%, ... 100%, even when a block
+         * moves the transfer several percent at a time. */
+        while (q->dl_sent < upto) {
+            q->dl_sent++;
+            if (q->dl_max)
+                modem_urc(q->m, "+QIND: \"FOTA\",\"DOWNLOADING\",%u%%", q->dl_sent);
+        }
         return;
     }
     while (q->dl_sent < upto && q->dl_sent < q->dl_max)
@@ -643,6 +646,11 @@ int qfota_start(struct qfota *q, struct modem_port *p, const struct qfota_req *r
         q->receiving = false;
     }
     return rc;
+}
+
+bool qfota_job_pending(struct qfota *q)
+{
+    return q->m->storage_ok && qfota_load(q);
 }
 
 void qfota_stop(struct qfota *q)

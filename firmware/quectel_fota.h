@@ -115,4 +115,10 @@ int qfota_start(struct qfota *q, struct modem_port *p, const struct qfota_req *r
 /* Power went: stops timers and handles without writing anything. */
 void qfota_stop(struct qfota *q);
 
+/*
+ * Whether the engine's coming result belongs to an AT+QFOTADL job (its record is in NV) and so
+ * prints a URC; a job the control API started prints none. Reads the record into q.
+ */
+bool qfota_job_pending(struct qfota *q);
+
 #endif

@@ -283,6 +283,7 @@ def test_http_refused_and_no_network(ec200a):
     'AT+QFOTADL="http://h/%s"' % ("x" * 250),     # URL over 255
     'AT+QFOTADL=http://h/x.bin',                  # not a string
     'AT+QFOTADL="/data/ufs/none.bin"',            # no such file
+    'AT+QFOTADL="http://h/x.bin",1,5,5,1',        # a fifth field
     'AT+QFOTADL',
 ])
 def test_bad_command_lines(ec200a, line):
