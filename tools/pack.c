@@ -194,7 +194,10 @@ int pack_build(const struct pack_opts *o, const uint8_t *old, size_t old_len,
         rc = pack_image(old, old_len, &si);
         if (rc)
             return rc;
-        if (strcmp(si.project, ti.project) != 0)
+        /* A delta never crosses projects or firmware lines (seed 004: R01 and R02 cannot
+         * update into each other): the header names one project and one baseline. */
+        if (strcmp(si.project, ti.project) != 0 ||
+            (pack_has_source(o->kind) && strcmp(si.baseline, ti.baseline) != 0))
             return -EINVAL;
     }
     /* the table's size must fit the u32 count and its byte size a size_t, whatever the image */
@@ -558,6 +561,13 @@ static int pack_one(const struct pack_job *j)
         if (strcmp(oi.project, ni.project) != 0) {
             fprintf(stderr, "modtwin pack: %s is project '%s' but %s is '%s'\n", j->old, oi.project,
                     j->new_path, ni.project);
+            goto out;
+        }
+        if (pack_has_source(o.kind) && strcmp(oi.baseline, ni.baseline) != 0) {
+            fprintf(stderr,
+                    "modtwin pack: %s is baseline '%s' but %s is '%s': a delta cannot cross "
+                    "firmware lines (make a full package)\n",
+                    j->old, oi.baseline, j->new_path, ni.baseline);
             goto out;
         }
     }

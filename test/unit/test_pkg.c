@@ -965,6 +965,20 @@ static void test_build_bad_args(void **state)
     o.kind = PKG_DELTA;
     assert_int_equal(pack_build(&o, NULL, 0, f->new_img.p, f->new_img.len, &pkg, &len), -EINVAL);
     assert_int_equal(BUILD(&other, &f->new_img), -EINVAL); /* another project */
+    {
+        /* another firmware line of the same project: a delta may not cross it, a full may */
+        struct blob line;
+        assert_int_equal(fw_image_factory("R_LINE", PROJECT, "OTHERLINE", 8192, &line.p,
+                                          &line.len),
+                         0);
+        assert_int_equal(BUILD(&line, &f->new_img), -EINVAL);
+        o.kind = PKG_FULL;
+        assert_int_equal(BUILD(&line, &f->new_img), 0);
+        free(pkg);
+        pkg = (uint8_t *)1;
+        o.kind = PKG_DELTA;
+        free(line.p);
+    }
     bad.p[bad.len - 1] ^= 1;                               /* body digest wrong */
     assert_int_equal(BUILD(&f->old, &bad), -EBADMSG);
     assert_int_equal(BUILD(&bad, &f->new_img), -EBADMSG);
