@@ -2,7 +2,8 @@
  * AT+QFOTADL syntax (seed 002 section 3.3.1, seed 004 sections 2.2 and 3.2). Everything the
  * command line can be wrong about answers ERROR at once, as the documents say; what only the
  * server or the package can be wrong about comes later as a URC code. The job itself is
- * firmware/quectel_fota.c. Not here: the MiniFOTA two-package flow's own checks beyond the URL.
+ * firmware/quectel_fota.c, or on MiniFOTA builds firmware/quectel_minifota.c (the flow itself and
+ * the checks of its packages are there; the suffix check of the URL is here).
  */
 #include "firmware/cmd_quectel_fota.h"
 
@@ -170,6 +171,10 @@ static int cmd_quectel_fota_qfotadl(struct at_engine *e, const struct at_req *r,
     /* MiniFOTA: no URC settings, and a shorter URL (seed 002 section 3.3.1 notes). */
     if (v->minifota && (r->nargs > 2 || a->len > CMD_QUECTEL_FOTA_MINI_URL_MAX))
         return AT_RES_ERROR;
+    /* MiniFOTA: "<base>.mini_1" only (4.1 note 2), then the two-package flow with its restarts. */
+    if (v->minifota)
+        return qmini_url_ok(a->s) && !qmini_start(&m->qmini, req.src, a->s) ? AT_RES_OK
+                                                                            : AT_RES_ERROR;
     req.apply_now = mode != 0;
     rc = qfota_start(&m->qfota, p, &req);
     if (rc)

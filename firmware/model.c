@@ -5,6 +5,7 @@
  */
 #include "firmware/model.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,8 +138,12 @@ static const struct model model_table[] = {
         .topo = FOTA_TOPO_INPLACE,
         .policy = FOTA_POLICY_RESUME,
         .apply_step_seconds = 0.05,
+        .fota_family = &quectel_minifota_family,
         .tables = TABLES(quectel_tables),
         .minifota = true, /* 8 MB flash, not an EC200A: seed 002 §4 */
+        /* The Mini system only registers and downloads: a quarter of the big one, half of
+         * its partition, so a new Mini image may grow and still fit. */
+        .mini_image_size = KiB(512),
     },
     {
         .name = "BC260Y-CN",
@@ -272,6 +277,17 @@ static int model_luhn(const char *d)
 int model_factory_image(const struct model *m, uint8_t **img, size_t *len)
 {
     return fw_image_factory(m->revision, m->project, m->baseline, m->image_size, img, len);
+}
+
+int model_mini_image(const struct model *m, uint8_t **img, size_t *len)
+{
+    char rev[FW_REV_MAX + 1];
+
+    if (!m->mini_image_size)
+        return -ENOENT;
+    if (snprintf(rev, sizeof(rev), "%s%s", m->revision, MODEL_MINI_SUFFIX) >= (int)sizeof(rev))
+        return -ENAMETOOLONG;
+    return fw_image_factory(rev, m->project, m->baseline, m->mini_image_size, img, len);
 }
 
 int model_image_get(struct model_image *c, const struct model *m, const uint8_t **img,

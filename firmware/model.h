@@ -63,7 +63,11 @@ struct model {
     bool minifota; /* MiniFOTA build (2/4/8 MB): no fota/cid, no HTTPS, no FILE mode, no URC limits */
     bool autobaud; /* starts in auto-baud mode (+IPR: 0) and keeps AT+IPR in NV; while in it, an
                       update's result URC waits for the host's first characters (BC260Y-CN) */
+    size_t mini_image_size; /* MiniFOTA: body bytes of the factory Mini-system image (0: none) */
 };
+
+/* A Mini system's revision is the main revision it ships with plus this suffix. */
+#define MODEL_MINI_SUFFIX "-MINI"
 
 size_t model_count(void);
 const struct model *model_at(size_t i);
@@ -79,6 +83,14 @@ const struct model_part *model_part(const struct model *m, const char *name);
  * and what a new state dir boots. *img is malloc'd. 0 or -errno.
  */
 int model_factory_image(const struct model *m, uint8_t **img, size_t *len);
+
+/*
+ * The model's factory Mini-system image (MiniFOTA builds): revision "<revision>-MINI", the main
+ * image's project and baseline, mini_image_size bytes of body; what `modtwin image --model M
+ * --mini` writes and what a new state dir holds in its "mini" partition. *img is malloc'd.
+ * 0, -ENOENT (the model has no Mini system) or -errno.
+ */
+int model_mini_image(const struct model *m, uint8_t **img, size_t *len);
 
 /*
  * The image new state dirs are provisioned with, made once and shared by the modules of a fleet:

@@ -24,6 +24,7 @@
 #define MODEM_PROFILE_KEY "at.profile"
 #define MODEM_PROVISIONED_KEY "fw.provisioned"
 #define MODEM_IPR_KEY "at.ipr"
+#define MODEM_MINI_PROVISIONED_KEY "fw.mini.provisioned"
 
 static void modem_emit(struct modem *m, const struct modem_event *ev)
 {
@@ -202,6 +203,9 @@ static void modem_port_start(struct modem *m, struct modem_port *p)
         .echo_default = true,
     };
 
+    /* The Mini system answers only its few commands; the rest is ERROR (unknown to it). */
+    if (m->system == MODEM_SYS_MINI)
+        cfg.tables = qmini_tables(&m->qmini, &cfg.ntables);
     at_init(&p->at, &cfg);
     p->at_ready = true;
     modem_load_profile(m, p);
@@ -345,6 +349,7 @@ static void modem_radio_changed(void *ctx, const struct radio *r)
 static void modem_booted(void *ctx)
 {
     struct modem *m = ctx;
+    const enum model_boot *lines = m->system == MODEM_SYS_MINI ? qmini_boot_lines : m->model->boot;
     bool reported = false;
 
     m->power = MODEM_ON;
@@ -353,7 +358,7 @@ static void modem_booted(void *ctx)
     modem_set_attached(m, m->reg_seen == RADIO_REG_HOME || m->reg_seen == RADIO_REG_ROAMING);
     modem_net_update(m);
     modem_event_state(m, "on");
-    for (const enum model_boot *b = m->model->boot; *b != MODEL_BOOT_END; b++) {
+    for (const enum model_boot *b = lines; *b != MODEL_BOOT_END; b++) {
         if (*b == MODEL_BOOT_FOTA) {
             /* The model says where among its boot lines an update's result appears. In
              * auto-baud mode it waits for the host's first characters (seed 004 2.2 note). */
@@ -369,6 +374,7 @@ static void modem_booted(void *ctx)
     }
     if (!reported)
         fota_booted(&m->fota);
+    qmini_booted(&m->qmini);
     modem_flash_event(m);
 }
 
@@ -377,7 +383,11 @@ static void modem_upgrade_started(void *ctx)
 {
     struct modem *m = ctx;
 
-    fota_upgrade(&m->fota);
+    /* The Mini system's update (MiniFOTA step 4) or an engine job. */
+    if (m->system == MODEM_SYS_MINI)
+        qmini_upgrade(&m->qmini);
+    else
+        fota_upgrade(&m->fota);
     modem_flash_event(m);
 }
 
@@ -417,12 +427,49 @@ out:
     return rc;
 }
 
-/* What the boot loader finds in the active slot: a valid image, or nothing it can run. */
+/*
+ * MiniFOTA builds: the factory also programs the Mini system into its partition, once (after a
+ * MiniFOTA update the partition holds the new Mini system, which must stay).
+ */
+static int modem_provision_mini(struct modem *m)
+{
+    const struct flash_geom *g = flash_geometry(&m->flash);
+    const struct model_part *mini = model_part(m->model, "mini");
+    int64_t done = 0;
+    uint8_t *img = NULL;
+    size_t len = 0;
+    int rc;
+
+    if (!m->model->mini_image_size || !mini ||
+        (nv_get_i64(&m->nv, MODEM_MINI_PROVISIONED_KEY, &done) == 0 && done))
+        return 0;
+    rc = model_mini_image(m->model, &img, &len);
+    if (rc)
+        return rc;
+    rc = len > mini->size ? -EINVAL : 0;
+    if (!rc)
+        rc = flash_erase_range(&m->flash, mini->off,
+                               (uint32_t)((len + g->erase_size - 1) / g->erase_size *
+                                          g->erase_size));
+    if (!rc)
+        rc = flash_write(&m->flash, mini->off, img, (uint32_t)len);
+    if (!rc)
+        rc = nv_set_i64(&m->nv, MODEM_MINI_PROVISIONED_KEY, 1);
+    free(img);
+    return rc;
+}
+
+/* What the boot loader finds in the active slot (or the Mini system's partition): a valid
+ * image, or nothing it can run. */
 static void modem_read_image(struct modem *m)
 {
     const struct model_part *sys = model_part(m->model, "system");
     uint32_t off = fota_active_offset(m);
 
+    if (m->system == MODEM_SYS_MINI) {
+        sys = model_part(m->model, "mini");
+        off = sys ? sys->off : 0;
+    }
     m->fw_ok = sys && fw_image_parse(flash_data(&m->flash) + off, sys->size, true, &m->fw) == 0;
     /* The check read the whole image once; an idle module need not keep it resident. */
     if (sys)
@@ -505,11 +552,22 @@ int modem_power_on(struct modem *m)
     flash_set_cut_cb(&m->flash, NULL, NULL);
     modem_settings_defaults(m);
     m->fw_ok = false;
+    m->system = MODEM_SYS_MAIN;
     if (m->storage_ok) {
         rc = modem_provision(m);
+        if (!rc)
+            rc = modem_provision_mini(m);
         if (rc && rc != -ECANCELED)
             fprintf(stderr, "modtwin: module %d: factory image: %s\n", m->index, strerror(-rc));
         how = fota_boot(&m->fota);
+        /* No engine job: a MiniFOTA record may send this boot to the Mini system. */
+        if (how == FOTA_BOOT_NORMAL) {
+            enum qmini_boot mb = qmini_boot(&m->qmini);
+            if (mb != QMINI_BOOT_MAIN)
+                m->system = MODEM_SYS_MINI;
+            if (mb == QMINI_BOOT_UPGRADE)
+                how = FOTA_BOOT_UPGRADE;
+        }
     }
     modem_read_image(m);
     if (how == FOTA_BOOT_NORMAL && !m->fw_ok)
@@ -553,6 +611,7 @@ static void modem_teardown(struct modem *m)
     vtimer_stop(&m->boot_timer);
     fota_stop(&m->fota);
     qfota_stop(&m->qfota);
+    qmini_stop(&m->qmini);
     /* Transfers die with the power; the download's unsynced bytes are lost (ufs_abort). */
     dl_cancel(&m->dl);
     xfer_env_free(&m->xenv);
@@ -602,6 +661,7 @@ static void modem_stop(struct modem *m, double restore_after)
     m->restore_after = restore_after;
     vtimer_stop(&m->boot_timer);
     vtimer_stop(&m->fota.tick);
+    vtimer_stop(&m->qmini.timer);
     if (!ev_is_active(&m->reap))
         ev_idle_start(m->loop, &m->reap);
 }
@@ -700,6 +760,7 @@ int modem_init(struct modem *m, const struct model *model, int index, const char
     radio_defaults(&m->radio, model->act, model->ip);
     fota_init(&m->fota, m);
     qfota_init(&m->qfota, m);
+    qmini_init(&m->qmini, m);
     m->policy = model->policy;
     m->xenv.loop = hub->loop;
     m->xenv.net = &m->net;

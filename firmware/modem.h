@@ -6,7 +6,8 @@
  *
  * Power: OFF -> (power_on) BOOTING -> (boot lines) ON -> (off | cut) -> OFF; a power-on that
  * finds an update to apply goes to UPGRADE instead (no boot lines, the host is not heard, the
- * apply runs, then a restart), one that finds a broken image to BRICKED. A cut marks the
+ * apply runs, then a restart), one that finds a broken image to BRICKED; during a MiniFOTA update
+ * a power-on may run the Mini system instead of the big one (modem->system). A cut marks the
  * module dead at once (flash refuses writes, ports go silent) and releases its RAM state at the
  * next loop turn without writing anything; the next power-on rebuilds it from the state dir.
  */
@@ -24,6 +25,7 @@
 #include "firmware/fw_image.h"
 #include "firmware/model.h"
 #include "firmware/quectel_fota.h"
+#include "firmware/quectel_minifota.h"
 #include "hal/pty.h"
 #include "hal/radio.h"
 #include "hal/uart.h"
@@ -38,6 +40,13 @@
 #define MODEM_CUT_URC_MAX 127
 
 enum modem_power { MODEM_OFF, MODEM_BOOTING, MODEM_ON, MODEM_DEAD, MODEM_UPGRADE, MODEM_BRICKED };
+
+/*
+ * Which firmware a boot runs: the big system (the "system" partition, every command) or, during
+ * a MiniFOTA update, the Mini system (the "mini" partition: its own revision, its own boot lines,
+ * registration and AT+QFOTADL only). An upgrade boot of the Mini system's update counts as MINI.
+ */
+enum modem_system { MODEM_SYS_MAIN, MODEM_SYS_MINI };
 
 enum modem_event_kind {
     MODEM_EV_URC,
@@ -117,6 +126,8 @@ struct modem {
     struct dl dl;
     struct fota fota;
     struct qfota qfota; /* the Quectel update family's job (AT+QFOTADL) */
+    struct qmini qmini; /* the MiniFOTA flow (2/4/8 MB Quectel builds) */
+    enum modem_system system; /* what this boot runs (set at power-on) */
     struct fw_image_info fw; /* the running image (valid when fw_ok) */
     bool fw_ok;
     enum fota_policy policy;      /* what a cut during an apply leaves */

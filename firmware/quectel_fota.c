@@ -27,9 +27,16 @@ static const struct qfota_variant qfota_nb = {
     .name = "nb", .nb = true, .end_at_boot = true, .url_max = QFOTA_URL_MAX, .dl_default = 100, .upd_default = 100,
 };
 
+/* 2/4/8 MB builds: AT+QFOTADL starts the MiniFOTA flow of firmware/quectel_minifota.c. */
+static const struct qfota_variant qfota_minifota = {
+    .name = "minifota", .minifota = true, .url_max = QFOTA_URL_MAX,
+};
+
 static void qfota_on_event(struct modem *m, const struct fota_event *ev);
 
 const struct fota_family quectel_dfota_family = {"quectel-dfota", qfota_on_event, &qfota_dfota};
+const struct fota_family quectel_minifota_family = {"quectel-minifota", qfota_on_event,
+                                                    &qfota_minifota};
 const struct fota_family quectel_nb_family = {"quectel-nb", qfota_on_event, &qfota_nb};
 
 const struct qfota_variant *qfota_variant(const struct modem *m)

@@ -1,7 +1,8 @@
 /*
  * image.c: `modtwin image`, making and inspecting firmware image files (firmware/fw_image.h):
  * a fresh image of a revision, an image derived from another as a rebuild with some percent of
- * changes, a model's factory image, and --info to show and check an image. It only reads and
+ * changes, a model's factory image (or, with --mini, its factory Mini-system image for MiniFOTA
+ * pairs), and --info to show and check an image. It only reads and
  * writes files; it does not talk to a running module (loading an image is the control API's job).
  * Exit codes: 0 ok, 1 failure (I/O, invalid image), 2 usage.
  */
@@ -28,7 +29,7 @@ static void image_usage(FILE *out)
     fprintf(out,
             "usage: modtwin image --revision REV --size SIZE [--project P] [--baseline B] -o OUT\n"
             "       modtwin image --from OLD --revision REV --change PCT [--seed S] -o OUT\n"
-            "       modtwin image --model MODEL -o OUT\n"
+            "       modtwin image --model MODEL [--mini] -o OUT\n"
             "       modtwin image --info FILE\n"
             "  -r, --revision REV   revision reported by ATI / AT+CGMR (1 to 63 printable chars)\n"
             "  -s, --size SIZE      body bytes, 1 to 256M (K and M suffixes: powers of 1024)\n"
@@ -41,6 +42,8 @@ static void image_usage(FILE *out)
             "  -c, --change PCT     percent of OLD's body bytes changed, 0 < PCT <= 50\n"
             "      --seed S         seed of the changes (default: derived from REV)\n"
             "  -m, --model MODEL    the factory image of MODEL (see 'modtwin models')\n"
+            "      --mini           with --model: MODEL's factory Mini-system image (MiniFOTA\n"
+            "                       builds; what `modtwin pack --mini --mini-old` takes)\n"
             "  -i, --info FILE      print an image's header and check its body digest\n"
             "  -o, --output OUT     file to write\n"
             "  -h, --help           this text\n"
@@ -240,7 +243,7 @@ static int image_fresh(const char *rev, const char *project, const char *baselin
  */
 int image_main(int argc, char **argv)
 {
-    enum { OPT_SEED = 0x100 };
+    enum { OPT_SEED = 0x100, OPT_MINI };
     static const struct option opts[] = {
         {"revision", required_argument, NULL, 'r'},
         {"size", required_argument, NULL, 's'},
@@ -250,6 +253,7 @@ int image_main(int argc, char **argv)
         {"change", required_argument, NULL, 'c'},
         {"seed", required_argument, NULL, OPT_SEED},
         {"model", required_argument, NULL, 'm'},
+        {"mini", no_argument, NULL, OPT_MINI},
         {"info", required_argument, NULL, 'i'},
         {"output", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'},
@@ -260,7 +264,7 @@ int image_main(int argc, char **argv)
     char def_project[FW_NAME_MAX + 1], def_baseline[FW_NAME_MAX + 1], *end;
     double change = 0;
     uint64_t seed = 0, size = 0;
-    bool have_seed = false;
+    bool have_seed = false, mini = false;
     int c, modes;
 
     /* Our own messages name the bad value; getopt's would not say the accepted range. */
@@ -303,6 +307,9 @@ int image_main(int argc, char **argv)
         case 'm':
             model = optarg;
             break;
+        case OPT_MINI:
+            mini = true;
+            break;
         case 'i':
             info = optarg;
             break;
@@ -320,6 +327,8 @@ int image_main(int argc, char **argv)
     }
     if (optind < argc)
         return image_bad("unexpected argument '%s'", argv[optind]);
+    if (mini && !model)
+        return image_bad("%s", "--mini goes with --model MODEL");
 
     /* Exactly one mode; each mode's options are checked before any file is touched. */
     modes = !!from + !!model + !!info + (!from && !model && !info && (rev || size_arg));
@@ -353,9 +362,12 @@ int image_main(int argc, char **argv)
         if (!m)
             return image_bad("unknown model '%s'; 'modtwin models' lists them", model);
         if (rev || size_arg || project || baseline || change_arg || have_seed)
-            return image_bad("--model '%s' takes only -o", model);
-        /* The very bytes a new state dir of this model boots. */
-        ret = model_factory_image(m, &img, &len);
+            return image_bad("--model '%s' takes only -o and --mini", model);
+        if (mini && !m->mini_image_size)
+            return image_bad("--mini: model '%s' has no Mini system (MiniFOTA builds only)",
+                             model);
+        /* The very bytes a new state dir of this model boots (or holds as its Mini system). */
+        ret = mini ? model_mini_image(m, &img, &len) : model_factory_image(m, &img, &len);
         if (ret < 0) {
             fprintf(stderr, "modtwin image: %s\n", strerror(-ret));
             return 1;
