@@ -125,6 +125,13 @@ class Modtwin:
         return self.proc.returncode
 
 
+def run_ok(*args, timeout=120):
+    """Runs `modtwin ARGS...` (image, pack, ...) and returns its stdout; it must succeed."""
+    out = subprocess.run([BIN, *args], capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout
+
+
 FINALS = (b"\r\nOK\r\n", b"\r\nERROR\r\n")
 
 

@@ -3,20 +3,13 @@ pushed into UFS and applied through the module's own engine, refusals, A->B->A, 
 at flash operations during the apply with each power-loss policy."""
 import base64
 import hashlib
-import subprocess
 
 import pytest
 
-from conftest import BIN, at
+from conftest import at, run_ok as run
 
 OLD_REV = "EC200ACNHAR01A02M16"
 NEW_REV = "EC200ACNHAR01A03M16"
-
-
-def run(*args):
-    out = subprocess.run([BIN, *args], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stdout + out.stderr
-    return out.stdout
 
 
 @pytest.fixture(scope="module")

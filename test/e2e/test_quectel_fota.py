@@ -1,23 +1,16 @@
 """AT+QFOTADL on the LTE models (seed 002): the documents' example exchanges byte for byte against
 real servers (nginx, pyftpdlib) and a package sent over the AT port, then every result code by a
 real cause: transfer failures, packages the module refuses, bad command lines."""
-import os
 import subprocess
 
 import pytest
 
-from conftest import BIN, at, read_for, read_until
-from servers import Ftpd, free_port, make_cert, nginx, tls_cert, www  # noqa: F401 (fixtures)
+from conftest import BIN, at, read_for, read_until, run_ok as run
+from servers import Ftpd, free_port, nginx, tls_cert, www  # noqa: F401 (fixtures)
 
 OLD_REV = "EC200ACNHAR01A02M16"
 NEW_REV = "EC200ACNHAR01A03M16"
 PKG = "EC200ACNHAR01A02M16.bin"   # the name the seed's URLs use
-
-
-def run(*args):
-    out = subprocess.run([BIN, *args], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stdout + out.stderr
-    return out.stdout
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,11 @@ partition holds the new Mini system and "system" the new big system, byte for by
 import json
 import os
 import socket
-import subprocess
 import time
 
 import pytest
 
-from conftest import BIN, at, read_for, read_until
+from conftest import at, read_for, read_until, run_ok as run
 from servers import Ftpd, free_port, nginx, tls_cert, www  # noqa: F401 (fixtures)
 
 OLD_REV = "EC200NCNLAR03A01M08"
@@ -27,12 +26,6 @@ MINI_BOOT = b"\r\nRDY\r\n\r\n+CFUN: 1\r\n\r\n+CPIN: READY\r\n"
 MAIN_BOOT = MINI_BOOT + b"\r\n+QUSIM: 1\r\n\r\n+QIND: SMS DONE\r\n"
 PART1 = [2 * k for k in range(1, 24)] + [49]       # figure 3: 2, 4, ..., 49
 PART2 = [60 + 4 * j for j in range(10)]            # figure 3: 60, 64, ..., 96
-
-
-def run(*args):
-    out = subprocess.run([BIN, *args], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stdout + out.stderr
-    return out.stdout
 
 
 def qind(*lines):

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import BIN, at, read_for, read_until
+from conftest import at, read_for, read_until, run_ok as run
 from servers import free_port, nginx, payload, tls_cert, www  # noqa: F401 (fixtures)
 
 MODEL = "BC260Y-CN"
@@ -24,12 +24,6 @@ NEW_REV = "BC260YCNAAR02A05"
 HOST = "www.quectel.com:100"
 NEW_IP = "100.75.72.128"     # the address the examples' +IP shows after the restart
 UFS_TOTAL = 832 << 10        # BC260Y-CN's UFS area
-
-
-def run(*args):
-    out = subprocess.run([BIN, *args], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stdout + out.stderr
-    return out.stdout
 
 
 @pytest.fixture(scope="module")
