@@ -329,6 +329,8 @@ static int qfota_download(struct qfota *q, const char *url)
         qfota_dl_end(q, XFER_E_NO_NETWORK, 0, 0);
         return 0;
     }
+    /* A package a power cut left half-downloaded is not resumed: its blocks are free again. */
+    ufs_remove(&m->ufs, QFOTA_PKG_FILE);
     dl_set_progress(&m->dl, qfota_dl_progress);
     rc = dl_start(&m->dl, &m->xenv, &m->ufs, url, QFOTA_PKG_FILE, false, &o, qfota_dl_done, q);
     if (rc == -EBUSY)
