@@ -4,14 +4,18 @@ each case against a peer in the same run, from the same server, the same file, o
   HTTP  64 MiB from nginx   vs  curl -s -o /dev/null URL        (goal: modtwin >= 80 % of curl)
   HTTPS 16 MiB from nginx   vs  curl -s --cacert CERT -o /dev/null URL
   CoAP   4 MiB block-wise (1024-byte blocks) from coap-server-notls  vs  coap-client-notls -b 1024
-Median of RUNS runs each, modtwin and peer alternating. modtwin's time runs from the `download`
-reply to status.download.state == "done" (polled every 5 ms, so up to 5 ms late); the peer's is
-the wall time of its process (start-up included). Every modtwin download is checked: state, size
-through `files`, content of ranges through `pull` (the whole file once per case).
+Median of RUNS runs each, modtwin and peer alternating. modtwin's time runs from sending the
+`download` request to the arrival of its `download-end` event (the control API's event stream,
+subscribed to `fota` events only: the end is seen when it happens, and no status polling loads the
+module while it downloads); the peer's is the wall time of its process (start-up included). Every
+modtwin download is checked: the event, state and size through `status` and `files`, content of
+ranges through `pull` (the whole file once per case).
 Exit 1 only on a functional failure (a download failed, a size or content mismatch), never on a
 missed goal; a missing server or client skips its case.
-usage: /usr/bin/python3 bench/bench_xfer.py MODTWIN_BINARY
+usage: /usr/bin/python3 bench/bench_xfer.py [--runs N] [--only http,https,coap] [-v] MODTWIN_BINARY
+  --runs N   runs per case (default 3); -v prints every run's seconds, modtwin and peer
 """
+import argparse
 import base64
 import json
 import os
@@ -28,7 +32,6 @@ import servers  # noqa: E402  (nginx, make_cert, payload, free_port; imports pyt
 
 MIB = 1 << 20
 RUNS = 3
-POLL = 0.005          # status poll period while modtwin downloads
 TIMEOUT = 120.0       # per download
 PULL_CHUNK = 512 << 10
 Skipped = servers.pytest.skip.Exception
@@ -39,7 +42,8 @@ class Failure(Exception):
 
 
 class Ctl:
-    """A control-API connection (docs/control-api.md): one JSON request and reply per line."""
+    """A control-API connection (docs/control-api.md): one JSON request and reply per line, and,
+    once subscribed, event lines in between (kept in self.events until wait_event takes them)."""
 
     def __init__(self, path):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -47,27 +51,56 @@ class Ctl:
         self.sock.connect(path)
         self.buf = b""
         self.next_id = 1
+        self.events = []
+
+    def _line(self, deadline=None):
+        """The next line from the server, as JSON; Failure on a closed socket or past deadline."""
+        while b"\n" not in self.buf:
+            if deadline is not None:
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    raise Failure("no line from the control socket in time")
+                self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(1 << 20)
+            except socket.timeout:
+                raise Failure("no line from the control socket in time") from None
+            finally:
+                self.sock.settimeout(30)
+            if not chunk:
+                raise Failure("control socket closed")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
 
     def __call__(self, cmd, **args):
         rid = self.next_id
         self.next_id += 1
         self.sock.sendall(json.dumps({"id": rid, "cmd": cmd, "args": args}).encode() + b"\n")
-        while b"\n" not in self.buf:
-            chunk = self.sock.recv(1 << 20)
-            if not chunk:
-                raise Failure("control socket closed")
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\n", 1)
-        rep = json.loads(line)
-        if rep.get("id") != rid:
-            raise Failure("reply out of order: %r" % rep)
-        return rep
+        while True:
+            rep = self._line()
+            if "event" in rep:   # may come before the reply of the command that caused it
+                self.events.append(rep)
+                continue
+            if rep.get("id") != rid:
+                raise Failure("reply out of order: %r" % rep)
+            return rep
 
     def ok(self, cmd, **args):
         rep = self(cmd, **args)
         if not rep.get("ok"):
             raise Failure("%s refused: %r" % (cmd, rep.get("error")))
         return rep["result"]
+
+    def wait_event(self, match, deadline):
+        """Takes and returns the first event (queued or arriving before deadline) match accepts;
+        the events before it are dropped."""
+        while True:
+            while self.events:
+                ev = self.events.pop(0)
+                if match(ev):
+                    return ev
+            self.events.append(self._line(deadline))
 
     def close(self):
         self.sock.close()
@@ -93,6 +126,7 @@ class Module:
                 raise Failure("modtwin did not start: " + servers._tail(self.err))
             time.sleep(0.02)
         self.ctl = Ctl(os.path.join(directory, "state", "control.sock"))
+        self.ctl.ok("events", kinds=["fota"])   # fetch waits for "download-end"
         while True:
             st = self.ctl.ok("status")
             if st["power"] == "on" and st["reg"] in (1, 5):
@@ -103,20 +137,20 @@ class Module:
             time.sleep(0.02)
 
     def fetch(self, url, name, size):
-        """Downloads url into UFS file name; returns seconds from the reply to "done"."""
-        self.ctl.ok("download", url=url, file=name, resume=False)
+        """Downloads url into UFS file name; returns seconds from the request to "download-end"
+        (the request's round trip counts, as the peer's process start does: a reply read late
+        can then never hide part of the download)."""
+        self.ctl.events.clear()
         t0 = time.perf_counter()
-        deadline = t0 + TIMEOUT
-        while True:
-            d = self.ctl.ok("status")["download"]
-            if d["state"] in ("done", "failed"):
-                t = time.perf_counter() - t0
-                break
-            if time.perf_counter() > deadline:
-                raise Failure("%s: download still %s after %.0f s" % (url, d["state"], TIMEOUT))
-            time.sleep(POLL)
-        if d["state"] != "done" or d["got"] != size:
-            raise Failure("%s: %r (want %d bytes)" % (url, d, size))
+        self.ctl.ok("download", url=url, file=name, resume=False)
+        ev = self.ctl.wait_event(lambda e: e.get("event") == "fota"
+                                 and e.get("text", "").startswith("download-end "),
+                                 t0 + TIMEOUT)
+        t = time.perf_counter() - t0
+        d = self.ctl.ok("status")["download"]
+        if not ev["text"].startswith("download-end 0 ") or d["state"] != "done" \
+                or d["got"] != size:
+            raise Failure("%s: %s, %r (want %d bytes)" % (url, ev["text"], d, size))
         have = {f["name"]: f["size"] for f in self.ctl.ok("files")["files"]}.get(name)
         if have != size:
             raise Failure("%s: UFS file %s is %r bytes, want %d" % (url, name, have, size))
@@ -153,10 +187,10 @@ def timed(argv):
     return t, p.stdout
 
 
-def compare(mod, name, url, data, peer):
-    """RUNS alternating runs of modtwin and peer(); returns (modtwin s, peer s) medians."""
+def compare(mod, name, url, data, peer, runs, verbose):
+    """runs alternating runs of modtwin and peer(); returns (modtwin s, peer s) medians."""
     mt, pt = [], []
-    for i in range(RUNS):
+    for i in range(runs):
         order = ("m", "p") if i % 2 == 0 else ("p", "m")
         for who in order:
             if who == "m":
@@ -164,6 +198,9 @@ def compare(mod, name, url, data, peer):
                 mod.check(name, data, whole=(i == 0))
             else:
                 pt.append(peer())
+    if verbose:
+        print("  %s: modtwin %s s, peer %s s" % (name, " ".join("%.4f" % t for t in mt),
+                                                " ".join("%.4f" % t for t in pt)))
     return statistics.median(mt), statistics.median(pt)
 
 
@@ -221,10 +258,18 @@ def start_coap(tmp, data):
 
 
 def main():
-    if len(sys.argv) != 2:
-        sys.stderr.write("usage: bench_xfer.py MODTWIN_BINARY\n")
-        return 2
-    binary = os.path.abspath(sys.argv[1])
+    ap = argparse.ArgumentParser(description="downloads into modtwin's UFS against curl and "
+                                 "coap-client (see the module's docstring)")
+    ap.add_argument("binary", metavar="MODTWIN_BINARY")
+    ap.add_argument("--runs", type=int, default=RUNS, help="runs per case (median taken)")
+    ap.add_argument("--only", default="http,https,coap",
+                    help="comma-separated cases to run: http, https, coap")
+    ap.add_argument("-v", "--verbose", action="store_true", help="print every run's seconds")
+    opt = ap.parse_args()
+    only = set(opt.only.split(","))
+    if opt.runs < 1 or not only or only - {"http", "https", "coap"}:
+        ap.error("--runs must be >= 1, --only a list of http, https, coap")
+    binary = os.path.abspath(opt.binary)
     tmp = tempfile.mkdtemp(prefix="bench-xfer-")
     rows, failed = [], False
     procs = []   # everything started, stopped in reverse order
@@ -242,19 +287,22 @@ def main():
         procs.append(mod)
 
         cases = [
-            ("HTTP 64 MiB, nginx / curl", ng.url("/f64m.bin"), big, 0.80,
+            ("http", "HTTP 64 MiB, nginx / curl", ng.url("/f64m.bin"), big, 0.80,
              lambda: curl_peer(ng.url("/f64m.bin"), len(big))),
-            ("HTTPS 16 MiB, nginx / curl", ng.url("/f16m.bin", tls=True), big[:16 * MIB], None,
+            ("https", "HTTPS 16 MiB, nginx / curl", ng.url("/f16m.bin", tls=True),
+             big[:16 * MIB], None,
              lambda: curl_peer(ng.url("/f16m.bin", tls=True), 16 * MIB, cert)),
-            ("CoAP 4 MiB, 1 KiB blocks / coap-client", None, small, None, None),
+            ("coap", "CoAP 4 MiB, 1 KiB blocks / coap-client", None, small, None, None),
         ]
-        for what, url, data, goal, peer in cases:
+        for key, what, url, data, goal, peer in cases:
+            if key not in only:
+                continue
             try:
                 if peer is None:   # CoAP: its server is started here
                     cproc, url, cli = start_coap(tmp, data)
                     procs.append(type("P", (), {"stop": lambda s, p=cproc: servers._stop(p)})())
                     peer = (lambda u=url, c=cli: coap_peer(c, u, data, tmp))
-                mt, pt = compare(mod, "f.bin", url, data, peer())
+                mt, pt = compare(mod, "f.bin", url, data, peer(), opt.runs, opt.verbose)
                 rows.append((what, len(data) / mt / 1e6, len(data) / pt / 1e6, pt / mt, goal))
             except Skipped as e:
                 rows.append((what, None, None, None, "skipped: %s" % e))
@@ -273,8 +321,8 @@ def main():
             p.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    print("%-40s %12s %10s %7s  %s" % ("what (median of %d)" % RUNS, "modtwin MB/s", "peer MB/s",
-                                        "ratio", "goal"))
+    print("%-40s %12s %10s %7s  %s" % ("what (median of %d)" % opt.runs, "modtwin MB/s",
+                                        "peer MB/s", "ratio", "goal"))
     for what, m, p, ratio, goal in rows:
         if m is None:
             print("%-40s %12s %10s %7s  %s" % (what, "-", "-", "-", goal))

@@ -41,10 +41,12 @@ struct flash_stats {
 /* Caller-owned; all fields are private to flash.c. */
 struct flash {
     struct flash_geom geom;
-    uint8_t *mem;   /* the device: a MAP_SHARED file mapping or heap memory */
-    uint32_t *wear; /* one erase counter per unit, mapped from "<path>.wear" or heap */
-    uint32_t units; /* geom.size / geom.erase_size */
-    bool mapped;    /* mem and wear are mmap()ed (file), else malloc()ed */
+    uint8_t *mem;           /* the device: a MAP_SHARED file mapping or heap memory */
+    uint32_t *wear;         /* one erase counter per unit, mapped from "<path>.wear" or heap */
+    uint64_t *blank, *used; /* heap, one bit per page each: what is known of it (RAM only) */
+    uint32_t units;         /* geom.size / geom.erase_size */
+    uint32_t pages;         /* geom.size / geom.page_size */
+    bool mapped;            /* mem and wear are mmap()ed (file), else malloc()ed */
     bool dead;
     bool armed;
     enum flash_fault fault;
@@ -90,8 +92,17 @@ int flash_read(const struct flash *f, uint32_t off, void *buf, uint32_t len);
 int flash_prog(struct flash *f, uint32_t off, const void *buf, uint32_t len);
 
 /* Programs [off, off+len) page by page (one operation per page touched) and stops at the first
- * error, which it returns; pages before it stay programmed. */
+ * error, which it returns; pages before it stay programmed. Exactly a loop of flash_prog calls
+ * in effect, numbering, counters and faults (a range no fault rule reaches and that breaks no
+ * 1->0 rule is checked and copied in one piece; anything else goes page by page). */
 int flash_write(struct flash *f, uint32_t off, const void *buf, uint32_t len);
+
+/* Does [off, off+len) read as erased (every byte FLASH_ERASED)? A read: never numbered, works on
+ * a dead flash. Pages whose state the model knows since power-on (it erased or programmed them,
+ * or read them before) are answered from RAM without touching the device memory; the rest are
+ * read and remembered (a file-backed device's pages read here leave the resident set again,
+ * as after flash_evict). Returns false for a range out of bounds; true for len 0. */
+bool flash_blank(struct flash *f, uint32_t off, uint32_t len);
 
 /* Erases the erase unit that starts at off: one numbered operation, bumps that unit's wear.
  * Returns 0, -EINVAL (unaligned, out of range), -ECANCELED (dead), or the fault's result. */
@@ -121,7 +132,8 @@ void flash_kill(struct flash *f);
 bool flash_dead(const struct flash *f);
 
 /* A new power-on: alive, op counter 0, fault rule disarmed; content, wear, stats and the cut
- * callback are kept. */
+ * callback are kept. What the model knew of blank pages is dropped (it is RAM, and a harness
+ * may have loaded the content behind the model's back). */
 void flash_power_on(struct flash *f);
 
 /* Numbered operations (programs + erases) since power-on. */

@@ -93,13 +93,48 @@ static void ufs_bit_clr(uint64_t *map, uint32_t i)
     map[i / 64] &= ~((uint64_t)1 << (i % 64));
 }
 
-/* Reads as erased? Used before programming anything we did not erase ourselves. */
-static bool ufs_blank(const uint8_t *p, size_t len)
+/* Runs of blocks go a word at a time (below): a sync of a 64 MiB file then costs blocks / 64
+ * steps per bitmap, not one per block. The mask of bits [lo, hi) of a word, 0 <= lo < hi <= 64. */
+static uint64_t ufs_word_mask(uint32_t lo, uint32_t hi)
 {
-    for (size_t i = 0; i < len; i++)
-        if (p[i] != FLASH_ERASED)
-            return false;
-    return true;
+    uint64_t m = hi == 64 ? UINT64_MAX : ((uint64_t)1 << hi) - 1;
+    return m & ~(((uint64_t)1 << lo) - 1);
+}
+
+/* Clears the run's bits in used; returns how many were set. */
+static uint32_t ufs_run_unuse(uint64_t *used, uint32_t start, uint32_t count)
+{
+    uint32_t freed = 0;
+
+    for (uint32_t b = start, end = start + count; b < end;) {
+        uint32_t lo = b % 64, hi = end - (b - lo) < 64 ? end - (b - lo) : 64;
+        uint64_t m = ufs_word_mask(lo, hi), had = used[b / 64] & m;
+        freed += had == m ? hi - lo : (uint32_t)__builtin_popcountll(had);
+        used[b / 64] &= ~m;
+        b += hi - lo;
+    }
+    return freed;
+}
+
+/* Sets the run's bits in used and clears them in pending (NULL: none); returns how many blocks
+ * were in neither map, i.e. leave the free count. */
+static uint32_t ufs_run_use(uint64_t *used, uint64_t *pending, uint32_t start, uint32_t count)
+{
+    uint32_t taken = 0;
+
+    for (uint32_t b = start, end = start + count; b < end;) {
+        uint32_t lo = b % 64, hi = end - (b - lo) < 64 ? end - (b - lo) : 64;
+        uint64_t m = ufs_word_mask(lo, hi), busy = used[b / 64];
+        if (pending) {
+            busy |= pending[b / 64];
+            pending[b / 64] &= ~m;
+        }
+        busy &= m;
+        taken += busy == 0 ? hi - lo : (uint32_t)__builtin_popcountll(m & ~busy);
+        used[b / 64] |= m;
+        b += hi - lo;
+    }
+    return taken;
 }
 
 static uint64_t ufs_blocks_for(uint64_t size)
@@ -149,7 +184,7 @@ static int ufs_find(const struct ufs *u, const char *name)
 /* Erases one unit unless it already reads blank (saves an operation and wear). */
 static int ufs_erase_unit(struct ufs *u, uint32_t abs_off)
 {
-    if (ufs_blank(flash_data(u->f) + abs_off, UFS_BLOCK))
+    if (flash_blank(u->f, abs_off, UFS_BLOCK))
         return 0;
     return flash_erase(u->f, abs_off);
 }
@@ -180,20 +215,15 @@ static void ufs_ent_clear(struct ufs_ent *e)
     e->gen = gen + 1;
 }
 
-/* Moves a committed file's blocks out of (set=false) or into (set=true) the used map. */
+/* Moves a committed file's blocks out of (set=false) or into (set=true) the used map, keeping
+ * the free count exact (a block listed twice moves once). */
 static void ufs_mark(struct ufs *u, const struct ufs_ent *e, bool set)
 {
     for (uint32_t i = 0; i < e->next; i++) {
-        for (uint32_t k = 0; k < e->ext[i].count; k++) {
-            uint32_t b = e->ext[i].start + k;
-            if (set && !ufs_bit(u->used, b)) {
-                ufs_bit_set(u->used, b);
-                u->nfree--;
-            } else if (!set && ufs_bit(u->used, b)) {
-                ufs_bit_clr(u->used, b);
-                u->nfree++;
-            }
-        }
+        if (set)
+            u->nfree -= ufs_run_use(u->used, NULL, e->ext[i].start, e->ext[i].count);
+        else
+            u->nfree += ufs_run_unuse(u->used, e->ext[i].start, e->ext[i].count);
     }
 }
 
@@ -531,7 +561,7 @@ int ufs_mount(struct ufs *u, struct flash *f, uint32_t off, uint32_t size)
         u->log_crc = chain;
         /* Anything but erased flash after the last good group (a torn commit) cannot be
          * programmed over: make the next commit compact into the other half. */
-        if (!ufs_blank(hp + pos, u->half_bytes - pos))
+        if (!flash_blank(f, ufs_half_off(u, best) + pos, u->half_bytes - pos))
             u->log_pos = u->half_bytes;
     }
     /* The free map is derived, never stored: blocks of unsynced writes before a cut are
@@ -644,6 +674,7 @@ int ufs_open(struct ufs *u, struct ufs_file *fh, const char *name, int flags)
     fh->gen = e->gen;
     fh->flags = flags;
     fh->tail_ok = UFS_NONE;
+    fh->dmin = UFS_NONE; /* the working map is the committed one, or (TRUNC) empty */
     return rc;
 }
 
@@ -721,7 +752,8 @@ static bool ufs_inplace_ok(struct ufs_file *fh, uint32_t l, uint32_t o)
 
     if (fh->tail_ok == l)
         return true;
-    if (o < v || !ufs_blank(ufs_blk_ptr(fh->u, fh->wmap[l]) + v, UFS_BLOCK - v))
+    if (o < v ||
+        !flash_blank(fh->u->f, fh->u->data_off + fh->wmap[l] * UFS_BLOCK + v, UFS_BLOCK - v))
         return false;
     fh->tail_ok = l;
     return true;
@@ -783,6 +815,8 @@ static int ufs_prep_block(struct ufs_file *fh, uint32_t l, uint32_t o, uint32_t 
         if (rc)
             return rc;
         fh->wmap[l] = nb;
+        if (l < fh->dmin)
+            fh->dmin = l;
         rc = flash_write(u->f, u->data_off + nb * UFS_BLOCK, ufs_blk_ptr(u, b), o < v ? o : v);
         if (rc)
             return rc;
@@ -796,6 +830,8 @@ static int ufs_prep_block(struct ufs_file *fh, uint32_t l, uint32_t o, uint32_t 
         rc = ufs_alloc(u, &nb);
         if (rc)
             return rc;
+        if (fh->nmap < fh->dmin)
+            fh->dmin = fh->nmap;
         fh->wmap[fh->nmap++] = nb;
     }
     *phys = nb;
@@ -919,13 +955,26 @@ int ufs_sync(struct ufs_file *fh)
     }
 
     /* The working map as maximal runs; the leading runs equal to the committed ones are kept
-     * by reference, so an append costs a record of one or two extents. */
+     * by reference, so an append costs a record of one or two extents. Below dmin the working
+     * map is the committed one, whose extents are merged whole: only the blocks mapped since the
+     * last sync are visited one by one, so a sync costs what was written since, not the size
+     * of the file (the runs come out exactly as a walk over every block would make them). */
+    uint32_t same = fh->dmin < fh->nmap ? fh->dmin : fh->nmap, at = 0;
     if (fh->nmap) {
-        nx = malloc((size_t)fh->nmap * sizeof(*nx));
+        nx = malloc((size_t)(e->next + (fh->nmap - same)) * sizeof(*nx));
         if (!nx)
             return -ENOMEM;
     }
-    for (uint32_t l = 0; l < fh->nmap; l++) {
+    for (uint32_t i = 0; i < e->next && at < same; at += e->ext[i++].count) {
+        uint32_t c = e->ext[i].count < same - at ? e->ext[i].count : same - at;
+        if (nn && nx[nn - 1].start + nx[nn - 1].count == e->ext[i].start) {
+            nx[nn - 1].count += c;
+        } else {
+            nx[nn].start = e->ext[i].start;
+            nx[nn++].count = c;
+        }
+    }
+    for (uint32_t l = same; l < fh->nmap; l++) {
         if (nn && nx[nn - 1].start + nx[nn - 1].count == fh->wmap[l]) {
             nx[nn - 1].count++;
         } else {
@@ -938,22 +987,16 @@ int ufs_sync(struct ufs_file *fh)
         keep++;
 
     /* RAM first (the old blocks become free, the new ones used), then the record. Blocks kept
-     * by reference go from used to free to used again, which keeps the free count exact. */
+     * by reference go from used to free to used again, which keeps the free count exact;
+     * pending blocks were never counted free, so they move over without changing it. */
     ufs_mark(u, e, false);
-    for (uint32_t l = 0; l < fh->nmap; l++) {
-        uint32_t b = fh->wmap[l];
-        if (ufs_bit(u->pending, b)) {
-            ufs_bit_clr(u->pending, b);
-            ufs_bit_set(u->used, b);
-        } else if (!ufs_bit(u->used, b)) {
-            ufs_bit_set(u->used, b);
-            u->nfree--;
-        }
-    }
+    for (uint32_t i = 0; i < nn; i++)
+        u->nfree -= ufs_run_use(u->used, u->pending, nx[i].start, nx[i].count);
     free(e->ext);
     e->ext = nx;
     e->next = e->ext_cap = nn;
     e->size = fh->wsize;
+    fh->dmin = UFS_NONE; /* the working map is the committed one from here on */
     ufs_rec_data(u, &len, fh->slot, keep);
     rc = ufs_commit(u, len);
     if (rc)

@@ -70,6 +70,7 @@ struct ufs_file {
     uint64_t wsize; /* working size */
     uint32_t *wmap; /* logical block -> data block, nmap entries (heap) */
     uint32_t nmap, map_cap;
+    uint32_t dmin;    /* wmap[l] for l < min(dmin, nmap) is the committed map (UINT32_MAX: all) */
     bool dirty;       /* something to publish at the next sync */
     int werr;         /* sticky error after a failed data program */
     uint32_t tail_ok; /* committed logical block verified for in-place append, or UINT32_MAX */

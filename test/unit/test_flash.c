@@ -1,6 +1,7 @@
 /*
  * test_flash.c: unit tests of the NOR flash model (storage/flash.c): geometry, the 1->0 rule,
- * page and erase limits, wear, file persistence, and every fault kind with exact bytes.
+ * page and erase limits, wear, file persistence, every fault kind with exact bytes, flash_blank,
+ * and flash_write against a loop of flash_prog calls (it may program a range in one piece).
  * Not tested here: anything built on the flash (NV has its own tests and sweep).
  */
 #include <errno.h>
@@ -457,14 +458,188 @@ static void test_cut_callback_op(void **state)
     flash_close(&f);
 }
 
+/* flash_write must be a loop of flash_prog calls in every observable way: a range crossing four
+ * pages (partial first and last), cut at each of its pages by each fault kind, with a 0->1 request
+ * in its third page, or clean; device A uses flash_write, device B the loop. */
+static void write_vs_loop(enum flash_fault kind, uint64_t nth, bool refuse)
+{
+    const uint32_t off = 2 * UNIT + 100, len = 3 * PAGE;
+    struct flash a, b;
+    struct cut_log la = {0}, lb = {0};
+    struct flash_stats sa, sb;
+    uint8_t buf[3 * PAGE];
+    uint8_t zero = 0;
+    int ra, rb = 0;
+
+    for (uint32_t i = 0; i < len; i++)
+        buf[i] = (uint8_t)(i * 37 + 11);
+    mkflash(&a);
+    mkflash(&b);
+    if (refuse) { /* a cleared byte in the third page that buf wants set: 0->1 */
+        assert_int_equal(flash_prog(&a, off + 2 * PAGE, &zero, 1), 0);
+        assert_int_equal(flash_prog(&b, off + 2 * PAGE, &zero, 1), 0);
+        buf[2 * PAGE] = 0x01;
+    }
+    la.f = &a;
+    lb.f = &b;
+    flash_set_cut_cb(&a, cut_record, &la);
+    flash_set_cut_cb(&b, cut_record, &lb);
+    flash_arm(&a, nth, kind, 42);
+    flash_arm(&b, nth, kind, 42);
+    ra = flash_write(&a, off, buf, len);
+    for (uint32_t o = off; o < off + len && rb == 0;) {
+        uint32_t n = PAGE - o % PAGE < off + len - o ? PAGE - o % PAGE : off + len - o;
+        rb = flash_prog(&b, o, buf + (o - off), n);
+        o += n;
+    }
+    assert_int_equal(ra, rb);
+    assert_memory_equal(flash_data(&a), flash_data(&b), geom4.size);
+    flash_stats(&a, &sa);
+    flash_stats(&b, &sb);
+    assert_memory_equal(&sa, &sb, sizeof(sa));
+    assert_int_equal(flash_dead(&a), flash_dead(&b));
+    assert_int_equal(la.calls, lb.calls);
+    assert_int_equal(la.op, lb.op);
+    /* and the next program sees the same device (the NOR rule still holds on A) */
+    if (!flash_dead(&a)) {
+        uint8_t ff = 0xff;
+        assert_int_equal(flash_prog(&a, off + 1, &ff, 1), flash_prog(&b, off + 1, &ff, 1));
+        assert_int_equal(flash_ops(&a), flash_ops(&b));
+    }
+    flash_close(&a);
+    flash_close(&b);
+}
+
+static void test_write_is_a_prog_loop(void **state)
+{
+    const enum flash_fault kinds[] = {FLASH_CUT_BEFORE, FLASH_CUT_AFTER, FLASH_CUT_TORN_PROG,
+                                      FLASH_CUT_TORN_ERASE, FLASH_CUT_SKIP_ERASE};
+
+    (void)state;
+    for (int refuse = 0; refuse < 2; refuse++) {
+        write_vs_loop(FLASH_CUT_BEFORE, 0, refuse); /* disarmed */
+        for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++)
+            for (uint64_t nth = 1; nth <= 5; nth++) /* each page of the range, and past it */
+                write_vs_loop(kinds[k], nth, refuse);
+    }
+}
+
+/* flash_blank answers from what the model did, from what it read, and after a power-on from
+ * the device alone: content loaded behind its back (as test_fota_apply does) is not trusted. */
+static void test_blank(void **state)
+{
+    struct flash f;
+    struct flash_stats st;
+    uint8_t b = 0x5a, ff[PAGE], zero = 0;
+
+    (void)state;
+    memset(ff, 0xff, sizeof(ff));
+    mkflash(&f);
+    assert_true(flash_blank(&f, 2 * UNIT, 2 * UNIT));
+    assert_true(flash_blank(&f, 0, 0));
+    assert_false(flash_blank(&f, 3 * UNIT, UNIT + 1)); /* out of range */
+    assert_false(flash_blank(&f, 0, PAGE));
+    assert_false(flash_blank(&f, UNIT + 10, 1));
+    /* a programmed byte: its page is not blank, the bytes around it are */
+    assert_int_equal(flash_prog(&f, 2 * UNIT + 300, &b, 1), 0);
+    assert_false(flash_blank(&f, 2 * UNIT, UNIT));
+    assert_false(flash_blank(&f, 2 * UNIT + PAGE, PAGE));
+    assert_true(flash_blank(&f, 2 * UNIT + PAGE, 300 - PAGE));
+    assert_true(flash_blank(&f, 2 * UNIT + 301, UNIT - 301));
+    /* 0xFF over erased cells changes nothing: still blank */
+    assert_int_equal(flash_write(&f, 3 * UNIT, ff, PAGE), 0);
+    assert_true(flash_blank(&f, 3 * UNIT, UNIT));
+    /* an erase makes blank again, and stays one numbered op with its wear, blank or not */
+    flash_power_on(&f);
+    assert_int_equal(flash_erase(&f, 2 * UNIT), 0);
+    assert_true(flash_blank(&f, 2 * UNIT, UNIT));
+    assert_int_equal(flash_erase(&f, 2 * UNIT), 0);
+    assert_int_equal(flash_erase(&f, 3 * UNIT), 0);
+    assert_int_equal(flash_ops(&f), 3);
+    assert_int_equal(flash_wear(&f, 2), 2);
+    assert_int_equal(flash_wear(&f, 3), 1);
+    flash_stats(&f, &st);
+    assert_int_equal(st.erases, 3);
+    /* a torn erase: the erased prefix is blank, the page it ends in is not */
+    uint32_t prefix = flash_tear_prefix(&f, 99);
+    flash_arm(&f, 1, FLASH_CUT_TORN_ERASE, 99);
+    assert_int_equal(flash_erase(&f, UNIT), -ECANCELED);
+    assert_true(flash_blank(&f, UNIT, prefix));
+    assert_false(flash_blank(&f, UNIT, prefix + 1));
+    assert_false(flash_blank(&f, UNIT + prefix - prefix % PAGE, PAGE));
+    /* content loaded behind the model's back, then a power-on: a page it had seen blank now
+     * holds zeros, and both the answer and the NOR rule follow the device */
+    flash_power_on(&f);
+    assert_true(flash_blank(&f, 2 * UNIT, PAGE));
+    memset(f.mem + 2 * UNIT, 0, PAGE);
+    flash_power_on(&f);
+    assert_false(flash_blank(&f, 2 * UNIT, PAGE));
+    b = 0x01;
+    assert_int_equal(flash_prog(&f, 2 * UNIT, &b, 1), -EIO);
+    assert_int_equal(flash_write(&f, 2 * UNIT, ff, PAGE), -EIO);
+    assert_int_equal(flash_write(&f, 2 * UNIT, &zero, 1), 0);
+    flash_close(&f);
+}
+
+/* A file-backed device learns the pages it knows nothing of by reading them (and unmapping them
+ * again): right answers after a reopen, for pages programmed, erased or never touched, whole or
+ * in part. */
+static void test_blank_file(void **state)
+{
+    struct tmpdir t;
+    struct flash f;
+    uint8_t b = 0x42, buf[PAGE];
+    int fd;
+
+    (void)state;
+    tmpdir_make(&t);
+    assert_int_equal(flash_open(&f, t.dev, &geom4), 0);
+    assert_true(flash_blank(&f, 0, 4 * UNIT));
+    assert_int_equal(flash_prog(&f, UNIT + 5, &b, 1), 0);
+    assert_int_equal(flash_prog(&f, 3 * UNIT + 4095, &b, 1), 0);
+    /* learning a window unmaps it, freshly programmed pages included: nothing is lost */
+    flash_power_on(&f);
+    assert_true(flash_blank(&f, 2 * UNIT, PAGE));
+    assert_int_equal(flash_data(&f)[UNIT + 5], 0x42);
+    fd = open(t.dev, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, buf, 1, 3 * UNIT + 4095), 1);
+    close(fd);
+    assert_int_equal(buf[0], 0x42);
+    flash_close(&f);
+    assert_int_equal(flash_open(&f, t.dev, &geom4), 0);
+    assert_true(flash_blank(&f, 0, UNIT + 5));
+    assert_false(flash_blank(&f, UNIT, PAGE));
+    assert_false(flash_blank(&f, UNIT + 5, 1));
+    assert_true(flash_blank(&f, UNIT + 6, 3 * UNIT - 7));
+    assert_false(flash_blank(&f, UNIT + 6, 3 * UNIT - 6));
+    assert_int_equal(flash_erase(&f, UNIT), 0);
+    assert_true(flash_blank(&f, 0, 3 * UNIT + 4095));
+    /* what the model learnt is the device: programs still obey the NOR rule */
+    memset(buf, 0x0f, sizeof(buf));
+    assert_int_equal(flash_write(&f, 2 * UNIT, buf, PAGE), 0);
+    memset(buf, 0x1f, sizeof(buf));
+    assert_int_equal(flash_write(&f, 2 * UNIT, buf, PAGE), -EIO);
+    assert_int_equal(flash_data(&f)[2 * UNIT], 0x0f);
+    flash_close(&f);
+    tmpdir_drop(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_geometry),         cmocka_unit_test(test_nor_rule),
-        cmocka_unit_test(test_page_limits),      cmocka_unit_test(test_erase_and_wear),
-        cmocka_unit_test(test_file_persistence), cmocka_unit_test(test_fault_prog),
-        cmocka_unit_test(test_fault_erase),      cmocka_unit_test(test_dead_and_power_on),
+        cmocka_unit_test(test_geometry),
+        cmocka_unit_test(test_nor_rule),
+        cmocka_unit_test(test_page_limits),
+        cmocka_unit_test(test_erase_and_wear),
+        cmocka_unit_test(test_file_persistence),
+        cmocka_unit_test(test_fault_prog),
+        cmocka_unit_test(test_fault_erase),
+        cmocka_unit_test(test_dead_and_power_on),
         cmocka_unit_test(test_cut_callback_op),
+        cmocka_unit_test(test_write_is_a_prog_loop),
+        cmocka_unit_test(test_blank),
+        cmocka_unit_test(test_blank_file),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -669,6 +669,120 @@ static void test_16mib_file(void **state)
     free(got);
 }
 
+/* ---- syncs against the table ----------------------------------------------------------------
+ * A sync derives the new extent list and the free map from what changed since the last sync;
+ * a mount derives both from the whole table. They must agree at every point. */
+
+/* The used map is exactly the union of the table's extents (no block twice), pending blocks are
+ * not used, the free count is what neither map holds, and every extent list is maximal runs
+ * unless it came from a replay (after a mount). */
+static void check_maps(const struct ufs *u, bool maximal)
+{
+    size_t words = (u->ndata + 63) / 64;
+    uint64_t *want = calloc(words, sizeof(uint64_t));
+    uint32_t busy = 0;
+
+    assert_non_null(want);
+    for (int s = 0; s < UFS_MAX_FILES; s++) {
+        const struct ufs_ent *e = &u->ent[s];
+        uint64_t blocks = 0;
+        if (!e->used)
+            continue;
+        for (uint32_t i = 0; i < e->next; i++) {
+            if (maximal && i + 1 < e->next)
+                assert_int_not_equal(e->ext[i].start + e->ext[i].count, e->ext[i + 1].start);
+            for (uint32_t k = 0; k < e->ext[i].count; k++) {
+                uint32_t b = e->ext[i].start + k;
+                assert_false((want[b / 64] >> (b % 64)) & 1);
+                want[b / 64] |= (uint64_t)1 << (b % 64);
+            }
+            blocks += e->ext[i].count;
+        }
+        assert_int_equal(blocks, (e->size + UFS_BLOCK - 1) / UFS_BLOCK);
+    }
+    for (size_t w = 0; w < words; w++) {
+        assert_int_equal(u->used[w], want[w]);
+        assert_int_equal(u->used[w] & u->pending[w], 0);
+        busy += (uint32_t)__builtin_popcountll(want[w] | u->pending[w]);
+    }
+    assert_int_equal(u->nfree, u->ndata - busy);
+    free(want);
+}
+
+static void test_sync_against_table(void **state)
+{
+    struct rig r;
+    struct ufs_file w;
+    const size_t max = 400 * KIB;
+    uint8_t *d = malloc(max), *want = calloc(1, max);
+    size_t have = 0; /* committed size of "f" */
+    (void)state;
+
+    assert_non_null(d);
+    assert_non_null(want);
+    fill(d, max, 31);
+    rig_open(&r, MIB, 0, MIB);
+    /* a file in the way, removed later: the download's blocks come in more than one run */
+    put_file(&r.u, "a", d, 100 * KIB);
+    /* a truncating download in odd pieces, a sync every third write */
+    assert_int_equal(ufs_open(&r.u, &w, "f", UFS_WRONLY | UFS_CREAT | UFS_TRUNC), 0);
+    for (size_t at = 0, i = 0; at < 200 * KIB; i++) {
+        size_t n = 200 * KIB - at < 7000 ? 200 * KIB - at : 7000;
+        assert_int_equal(ufs_write(&w, d + at, n), (ssize_t)n);
+        at += n;
+        check_maps(&r.u, true);
+        if (i % 3 == 2 || at == 200 * KIB) {
+            assert_int_equal(ufs_sync(&w), 0);
+            memcpy(want, d, at);
+            have = at;
+            check_maps(&r.u, true);
+            check_file(&r.u, "f", want, have);
+        }
+        if (at == 70000) {
+            assert_int_equal(ufs_remove(&r.u, "a"), 0);
+            check_maps(&r.u, true);
+        }
+    }
+    assert_int_equal(ufs_close(&w), 0);
+    /* overwrite from 0: copy on write of the first blocks, then of blocks further in */
+    assert_int_equal(ufs_open(&r.u, &w, "f", UFS_WRONLY), 0);
+    assert_int_equal(ufs_write(&w, d + 300 * KIB, 5000), 5000);
+    assert_int_equal(ufs_sync(&w), 0);
+    memcpy(want, d + 300 * KIB, 5000);
+    check_maps(&r.u, true);
+    check_file(&r.u, "f", want, have);
+    assert_int_equal(ufs_write(&w, d + 310 * KIB, 30 * KIB), 30 * KIB);
+    assert_int_equal(ufs_close(&w), 0);
+    memcpy(want + 5000, d + 310 * KIB, 30 * KIB);
+    check_maps(&r.u, true);
+    check_file(&r.u, "f", want, have);
+    /* append: in place into the tail block, then new blocks; an abort loses the unsynced rest */
+    assert_int_equal(ufs_open(&r.u, &w, "f", UFS_WRONLY | UFS_APPEND), 0);
+    assert_int_equal(ufs_write(&w, d + 200 * KIB, 9000), 9000);
+    assert_int_equal(ufs_sync(&w), 0);
+    memcpy(want + have, d + 200 * KIB, 9000);
+    have += 9000;
+    check_maps(&r.u, true);
+    assert_int_equal(ufs_write(&w, d, 20000), 20000);
+    check_maps(&r.u, true);
+    assert_int_equal(ufs_abort(&w), 0);
+    check_maps(&r.u, true);
+    check_file(&r.u, "f", want, have);
+    /* a mount rebuilds the same maps from the log */
+    uint32_t nfree = r.u.nfree;
+    rig_remount(&r);
+    check_maps(&r.u, false);
+    assert_int_equal(r.u.nfree, nfree);
+    check_file(&r.u, "f", want, have);
+    /* and a truncating rewrite frees the old blocks */
+    put_file(&r.u, "f", d, 50 * KIB);
+    check_maps(&r.u, true);
+    check_file(&r.u, "f", d, 50 * KIB);
+    rig_close(&r);
+    free(d);
+    free(want);
+}
+
 /* ---- power-loss sweep ----------------------------------------------------------------------
  * A model of the committed files runs in lock step with the scenario. When a step fails (the
  * flash died), the remounted area must equal the model just before or just after that step. */
@@ -1012,6 +1126,7 @@ int main(void)
         cmocka_unit_test(test_corrupt_record_ignored),
         cmocka_unit_test(test_format_garbage),
         cmocka_unit_test(test_16mib_file),
+        cmocka_unit_test(test_sync_against_table),
         cmocka_unit_test(test_power_loss_sweep),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
