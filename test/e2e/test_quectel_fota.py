@@ -406,3 +406,97 @@ def test_protocol_mode_answers_010003(ec200a):
     got = read_until(s, b'"FILEEND",500\r\n', timeout=30)
     assert got.endswith(qind('"FILEEND",500'))
     assert at(s, "AT") == b"\r\nOK\r\n"
+
+
+# ---- the codes of the simulated world's failures --------------------------------------------------
+
+def qfotadl_end(s, url, kind, timeout=60):
+    """Sends AT+QFOTADL=url,1,0 and returns the code of its xxxEND URC (after checking the
+    URCs before it are exactly OK and xxxSTART)."""
+    s.write(f'AT+QFOTADL="{url}",1,0\r'.encode())
+    got = read_until(s, f'"{kind}END",'.encode(), timeout=timeout)
+    if not got.endswith(b"\r\n"):
+        got += read_until(s, b"\r\n", timeout=5)
+    head = b"\r\nOK\r\n" + qind(f'"{kind}START"') + f'\r\n+QIND: "FOTA","{kind}END",'.encode()
+    assert got.startswith(head), got
+    return int(got[len(head):].strip())
+
+
+@pytest.fixture(scope="module")
+def bigfile(www):
+    """6 MiB: more than EC200A-CN's UFS area holds."""
+    from servers import payload
+    www.put("big.bin", payload(6 << 20, 3))
+    return "big.bin"
+
+
+def test_http_world_codes(ec200a, pkgs, bigfile):
+    s, ctl = ec200a.ser, ec200a.ctl
+    base = "http://www.example.com:100/"
+    ctl.ok("network", outage=True)
+    assert qfotadl_end(s, base + "ab.pkg", "HTTP") == 710          # registered, nothing flows
+    ctl.ok("network", outage=False, dns_fail=True)
+    assert qfotadl_end(s, base + "ab.pkg", "HTTP") == 714
+    ctl.ok("network", dns_fail=False, cut_after=50000)
+    assert qfotadl_end(s, base + "ab.pkg", "HTTP") == 717          # reset after data
+    ctl.ok("network", cut_after=0)
+    assert qfotadl_end(s, "http://[zz]/x.bin", "HTTP") == 711       # a URL libcurl refuses
+    assert qfotadl_end(s, base + bigfile, "HTTP") == 701            # larger than UFS
+    # the context goes down while the package comes (the host detaches)
+    ctl.ok("network", rate=20000)
+    s.write(f'AT+QFOTADL="{base}ab.pkg",1,0\r'.encode())
+    read_until(s, b'"HTTPSTART"\r\n')
+    s.write(b"AT+CGATT=0\r")
+    assert read_until(s, b'"HTTPEND",709\r\n', timeout=30) == \
+        b"\r\nOK\r\n" + qind('"HTTPEND",709')
+    assert ec200a.ctl.ok("status")["revision"] == OLD_REV
+
+
+def test_http_stall_after_data(ec200a, pkgs):
+    """A server that stops sending: 722 after the low-speed time (20 s, real time)."""
+    s, ctl = ec200a.ser, ec200a.ctl
+    ctl.ok("network", rate=20000)
+    s.write(b'AT+QFOTADL="http://www.example.com:100/ab.pkg",1,0\r')
+    read_until(s, b'"HTTPSTART"\r\n')
+    import time
+    time.sleep(0.5)
+    ctl.ok("network", stall=True)
+    assert read_until(s, b'"HTTPEND",722\r\n', timeout=60).endswith(qind('"HTTPEND",722'))
+
+
+def test_wrong_target_md5_is_506(ec200a, pkgs, www):
+    """A package whose target MD5 (header offset 104, header CRC made good again) does not match
+    what the apply builds: the upgrade fails with 506 and the old firmware runs on."""
+    import zlib
+    data = bytearray(pkgs["ab"].read_bytes())
+    data[104] ^= 0xFF
+    data[508:512] = zlib.crc32(bytes(data[:508])).to_bytes(4, "little")
+    www.put("md5.pkg", bytes(data))
+    s = ec200a.ser
+    s.write(b'AT+QFOTADL="http://www.example.com:100/md5.pkg",1,0,0\r')
+    got = read_until(s, b'"END",506\r\n', timeout=60)
+    assert got == b"\r\nOK\r\n" + qind('"HTTPSTART"', '"HTTPEND",0', '"START"', '"END",506')
+    assert ec200a.ctl.ok("status")["revision"] == OLD_REV
+
+
+def test_ftp_world_codes(modtwin, tmp_path, www, tls_cert, pkgs, bigfile):
+    ftp = Ftpd(tmp_path / "ftpd", www.path, *tls_cert, user="test", password="test")
+    try:
+        m = modtwin("--map", "ftp.example.com:21=127.0.0.1:%d" % ftp.port)
+        m.wait_state("on")
+        s = m.open()
+        at(s, "ATE0")
+        url = "FTP://test:test@ftp.example.com/"
+        m.ctl.ok("network", dns_fail=True)
+        assert qfotadl_end(s, url + "ab.pkg", "FTP") == 604
+        m.ctl.ok("network", dns_fail=False, outage=True)
+        assert qfotadl_end(s, url + "ab.pkg", "FTP") == 605
+        m.ctl.ok("network", outage=False, cut_after=50000)
+        assert qfotadl_end(s, url + "ab.pkg", "FTP") == 607         # data connection closed
+        m.ctl.ok("network", cut_after=0)
+        assert qfotadl_end(s, url + bigfile, "FTP") == 613          # does not fit in UFS
+        assert qfotadl_end(s, "FTP://test:test@[zz]/x.bin", "FTP") == 610
+        m.ctl.ok("network", stall=True)
+        assert qfotadl_end(s, url + "ab.pkg", "FTP", timeout=90) == 609
+    finally:
+        ftp.stop()
