@@ -687,6 +687,28 @@ static int ctl_client_raw(struct ctl_client_conn *k, const struct ctl_client_opt
     }
     return rc;
 }
+/* cut-on URC [--restore S] -> cut_on ("" disarms). */
+static int ctl_client_cut_on(struct ctl_client_conn *k, const struct ctl_client_opts *o, int argc,
+                             char **argv)
+{
+    static const struct option lo[] = {{"restore", required_argument, NULL, 'r'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+    cJSON *args = cJSON_CreateObject();
+    int c, rc = 0;
+
+    while (!rc && (c = ctl_client_opt(argc, argv, "r:", lo)) != -1)
+        rc = c == 'r' ? ctl_client_num(args, "cut-on", "restore", optarg) : 2;
+    if (!rc && optind != argc - 1)
+        rc = ctl_client_bad("cut-on", "expected the start of one URC, got",
+                            optind < argc ? argv[argc - 1] : "");
+    if (rc) {
+        cJSON_Delete(args);
+        return rc;
+    }
+    cJSON_AddStringToObject(args, "urc", argv[optind]);
+    return ctl_client_finish(o, ctl_client_call(k, o, "cut_on", args));
+}
 
 /* Usage lines double as the reference in --help; keep them in step with docs/control-api.md. */
 static const struct ctl_client_sub ctl_client_subs[] = {
@@ -699,6 +721,9 @@ static const struct ctl_client_sub ctl_client_subs[] = {
      "cut-at OP [--fault before|after|torn-prog|torn-erase|skip-erase] [--seed N] "
      "[--restore SECONDS]",
      "cut the power at the OP-th flash program/erase from now", ctl_client_cut_at},
+    {"cut-on", "cut-on URC [--restore SECONDS]",
+     "cut the power as a URC starting with URC is about to go out (\"\" disarms)",
+     ctl_client_cut_on},
     {"network",
      "network [--reg 0-5] [--rssi 0-31|99] [--ber 0-7|99] [--rsrq 0-34|255] "
      "[--rsrp 0-97|255] [--oper NAME] [--ip ADDR]",
@@ -790,7 +815,8 @@ int ctl_client_main(int argc, char **argv)
     }
     for (size_t i = 0; i < CTL_CLIENT_NSUBS; i++)
         if (strcmp(argv[optind], ctl_client_subs[i].name) == 0 ||
-            (strcmp(argv[optind], "cut_at") == 0 && strcmp(ctl_client_subs[i].name, "cut-at") == 0))
+            (strcmp(argv[optind], "cut_at") == 0 && strcmp(ctl_client_subs[i].name, "cut-at") == 0) ||
+            (strcmp(argv[optind], "cut_on") == 0 && strcmp(ctl_client_subs[i].name, "cut-on") == 0))
             sub = &ctl_client_subs[i];
     if (!sub) {
         fprintf(stderr, "modtwin ctl: unknown command '%s'\n", argv[optind]);

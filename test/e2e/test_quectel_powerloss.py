@@ -79,9 +79,17 @@ def test_cut_while_updating_resumes(modtwin, nginx, pkgs, phase):
 
 
 def test_cut_before_end(modtwin, nginx, pkgs):
-    """Applied, END about to be printed: the new firmware boots; END is not repeated."""
+    """Applied, END about to be printed: the new firmware boots; END is not repeated. (Armed
+    through `modtwin ctl cut-on`, the CLI of the control API.)"""
+    import json
+    import subprocess
+    from conftest import BIN
     m = boot(modtwin, nginx)
-    m.ctl.ok("cut_on", urc='+QIND: "FOTA","END"', restore=1)
+    out = subprocess.run([BIN, "ctl", "-s", m.control_path, "cut-on",
+                          '+QIND: "FOTA","END"', "--restore", "1"],
+                         capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["urc"] == '+QIND: "FOTA","END"'
     m.ser.write(b'AT+QFOTADL="' + (URL % "ab").encode() + b'",1,0,0\r')
     read_until(m.ser, b'"START"\r\n', timeout=30)
     got = read_until(m.ser, b"+QIND: SMS DONE\r\n", timeout=30)

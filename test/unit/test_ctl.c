@@ -474,6 +474,33 @@ static void test_cut_at(void **state)
     cJSON_Delete(r);
 }
 
+static void test_cut_on(void **state)
+{
+    struct harness *h = *state;
+    char line[256];
+    cJSON *r;
+
+    h_err(h, "{\"cmd\":\"cut_on\"}", "args.urc", "required");
+    h_err(h, "{\"cmd\":\"cut_on\",\"args\":{\"urc\":5}}", "args.urc", NULL);
+    h_err(h, "{\"cmd\":\"cut_on\",\"args\":{\"urc\":\"x\",\"restore\":-1}}", "args.restore",
+          NULL);
+    snprintf(line, sizeof(line), "{\"cmd\":\"cut_on\",\"args\":{\"urc\":\"%0*d\"}}",
+             MODEM_CUT_URC_MAX + 1, 0);
+    h_err(h, line, "args.urc", NULL);
+    r = h_ok(h, "{\"cmd\":\"cut_on\",\"args\":{\"urc\":\"+QIND: \\\"FOTA\\\"\",\"restore\":1}}");
+    assert_string_equal(h->m[0].cut_urc, "+QIND: \"FOTA\"");
+    assert_true(h->m[0].cut_urc_restore == 1.0);
+    cJSON_Delete(r);
+    /* another URC passes; the armed one cuts the power instead of going out */
+    modem_urc(&h->m[0], "+CEREG: 1");
+    assert_int_equal(h->m[0].power, MODEM_ON);
+    modem_urc(&h->m[0], "+QIND: \"FOTA\",\"START\"");
+    assert_int_equal(h->m[0].power, MODEM_DEAD);
+    assert_string_equal(h->m[0].cut_urc, ""); /* used up */
+    r = h_ok(h, "{\"cmd\":\"cut_on\",\"args\":{\"urc\":\"\"}}");
+    cJSON_Delete(r);
+}
+
 /* ---- network, sim, time
  * -------------------------------------------------------------------------- */
 
@@ -1025,6 +1052,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_id_cmd_module, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_status, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_power, h_setup, h_teardown),
+        cmocka_unit_test_setup_teardown(test_cut_on, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_cut_at, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_network_sim, h_setup, h_teardown),
         cmocka_unit_test_setup_teardown(test_time, h_setup, h_teardown),
