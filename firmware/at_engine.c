@@ -463,3 +463,11 @@ void at_input(struct at_engine *e, const uint8_t *buf, size_t len)
     if (e->echo && !e->data && i > echo_from)
         at_write(e, buf + echo_from, i - echo_from);
 }
+
+const char *at_errtext_find(const struct at_errtext *t, size_t n, int code)
+{
+    for (size_t i = 0; i < n; i++)
+        if (t[i].code == code)
+            return t[i].text;
+    return NULL;
+}

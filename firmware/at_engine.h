@@ -73,6 +73,15 @@ struct at_table {
     size_t n;
 };
 
+/* A family's +CMEE=2 texts: one entry per error code it returns. */
+struct at_errtext {
+    int code;
+    const char *text;
+};
+
+/* The text of code in t[0, n), or NULL. */
+const char *at_errtext_find(const struct at_errtext *t, size_t n, int code);
+
 typedef void at_write_fn(void *ctx, const void *buf, size_t len);
 typedef const char *at_errtext_fn(void *ctx, int code);
 

@@ -16,10 +16,7 @@
 #define PORT(ctx) ((struct modem_port *)(ctx))
 #define MODEM(ctx) (PORT(ctx)->m)
 
-static const struct {
-    int code;
-    const char *text;
-} cmd_basic_errors[] = {
+static const struct at_errtext cmd_basic_errors[] = {
     {0, "phone failure"},
     {3, "operation not allowed"},
     {4, "operation not supported"},
@@ -36,10 +33,9 @@ static const struct {
 
 const char *cmd_basic_errtext(int code)
 {
-    for (size_t i = 0; i < sizeof(cmd_basic_errors) / sizeof(cmd_basic_errors[0]); i++)
-        if (cmd_basic_errors[i].code == code)
-            return cmd_basic_errors[i].text;
-    return NULL;
+    size_t n = sizeof(cmd_basic_errors) / sizeof(cmd_basic_errors[0]);
+
+    return at_errtext_find(cmd_basic_errors, n, code);
 }
 
 /* The optional number of a basic command ("ATE" = "ATE0"), checked against [0, max]. */

@@ -47,10 +47,7 @@ static const struct {
 };
 
 /* +CMEE=2 texts, as the Quectel FILE manuals word them. */
-static const struct {
-    int code;
-    const char *text;
-} cmd_quectel_file_texts[] = {
+static const struct at_errtext cmd_quectel_file_texts[] = {
     {CMD_QUECTEL_FILE_E_INPUT, "invalid input value"},
     {CMD_QUECTEL_FILE_E_NOT_FOUND, "file not found"},
     {CMD_QUECTEL_FILE_E_NAME, "invalid file name"},
@@ -71,11 +68,9 @@ static const struct {
 
 const char *cmd_quectel_file_errtext(int code)
 {
-    for (size_t i = 0; i < sizeof(cmd_quectel_file_texts) / sizeof(cmd_quectel_file_texts[0]);
-         i++)
-        if (cmd_quectel_file_texts[i].code == code)
-            return cmd_quectel_file_texts[i].text;
-    return NULL;
+    size_t n = sizeof(cmd_quectel_file_texts) / sizeof(cmd_quectel_file_texts[0]);
+
+    return at_errtext_find(cmd_quectel_file_texts, n, code);
 }
 
 static int cmd_quectel_file_code(int rc, int fallback)
@@ -137,12 +132,6 @@ static int cmd_quectel_file_name(const struct at_arg *a, bool pattern, char out[
 static int cmd_quectel_file_name_code(int rc)
 {
     return rc == -ENODEV ? CMD_QUECTEL_FILE_E_PARAM : CMD_QUECTEL_FILE_E_NAME;
-}
-
-/* Whether the port's receiver has flow control (AT+IFC=2,2 on the UART, usbifc on USB). */
-static bool cmd_quectel_file_flow(const struct modem *m, const struct modem_port *p)
-{
-    return p->index == 0 ? m->ifc_rx == 2 && m->ifc_tx == 2 : m->usb_flow;
 }
 
 /* ---- AT+QFLDS -------------------------------------------------------------------------------- */
@@ -459,8 +448,8 @@ static int cmd_quectel_file_qfupl(struct at_engine *e, const struct at_req *r, v
     j->ack = ack == 1;
     /* Without flow control the module takes file data at its own pace (seed 002: ~15 KB/s). */
     j->saved_limit = p->rx_limit;
-    if (!cmd_quectel_file_flow(m, p)) {
-        p->rx_limit = CMD_QUECTEL_FILE_RX_LIMIT;
+    if (!modem_port_flow(m, p)) {
+        p->rx_limit = MODEM_NOFLOW_RX_LIMIT;
         modem_port_uart_update(m, p);
     }
     /* CONNECT on its own line (V.250 code 1 under ATV0); bytes sent before it are lost. */

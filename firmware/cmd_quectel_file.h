@@ -32,7 +32,6 @@ enum {
     CMD_QUECTEL_FILE_E_BUSY = 426,      /* file already opened */
 };
 
-#define CMD_QUECTEL_FILE_RX_LIMIT 15000.0 /* bytes/s an upload takes without flow control */
 
 extern const struct at_table cmd_quectel_file_table;
 

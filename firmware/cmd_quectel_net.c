@@ -22,10 +22,7 @@
 /* ---- error codes: the one table of this family -------------------------------------------- */
 
 /* Every code a handler here returns, with its +CMEE=2 text (the TCP/IP manual's wording). */
-static const struct {
-    int code;
-    const char *text;
-} cmd_quectel_net_errors[] = {
+static const struct at_errtext cmd_quectel_net_errors[] = {
     {CMD_QUECTEL_NET_E_OPEN_PDP, "open PDP context failed"},
     {CMD_QUECTEL_NET_E_NOT_ALLOWED, "operation not allowed"},
     {CMD_QUECTEL_NET_E_NO_APN, "APN not configured"},
@@ -33,10 +30,9 @@ static const struct {
 
 const char *cmd_quectel_net_errtext(int code)
 {
-    for (size_t i = 0; i < sizeof(cmd_quectel_net_errors) / sizeof(cmd_quectel_net_errors[0]); i++)
-        if (cmd_quectel_net_errors[i].code == code)
-            return cmd_quectel_net_errors[i].text;
-    return NULL;
+    size_t n = sizeof(cmd_quectel_net_errors) / sizeof(cmd_quectel_net_errors[0]);
+
+    return at_errtext_find(cmd_quectel_net_errors, n, code);
 }
 
 /* ---- helpers ------------------------------------------------------------------------------- */

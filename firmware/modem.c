@@ -156,12 +156,17 @@ static void modem_port_rx(void *ctx, const uint8_t *buf, size_t len)
     uart_rx(&p->uart, buf, len);
 }
 
+bool modem_port_flow(const struct modem *m, const struct modem_port *p)
+{
+    return p->index == 0 ? m->ifc_rx == 2 && m->ifc_tx == 2 : m->usb_flow;
+}
+
 void modem_port_uart_update(struct modem *m, struct modem_port *p)
 {
     uint32_t baud = (uint32_t)(m->ipr > 0 ? m->ipr : 115200);
     double wire = m->pacing ? (double)baud / 10.0 : 0;
     double rate = wire;
-    bool flow = p->index == 0 ? m->ifc_rx == 2 && m->ifc_tx == 2 : m->usb_flow;
+    bool flow = modem_port_flow(m, p);
 
     if (p->rx_limit > 0 && (rate <= 0 || p->rx_limit < rate))
         rate = p->rx_limit;

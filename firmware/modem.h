@@ -38,6 +38,9 @@
 #define MODEM_MAX_PORTS 2
 #define MODEM_MAX_CIDS 16
 #define MODEM_CUT_URC_MAX 127
+/* Bytes/s a module takes a raw transfer at on a port without flow control (seed 002 3.3.1.3:
+ * "15 KB/s"): AT+QFUPL and AT+QFOTADL="FILE:..." set it as the port's rx_limit. */
+#define MODEM_NOFLOW_RX_LIMIT 15360.0
 
 enum modem_power { MODEM_OFF, MODEM_BOOTING, MODEM_ON, MODEM_DEAD, MODEM_UPGRADE, MODEM_BRICKED };
 
@@ -257,6 +260,10 @@ void modem_event_state(struct modem *m, const char *state);
  * transmit rate (the same baud rate). Handlers that change any of them call it.
  */
 void modem_port_uart_update(struct modem *m, struct modem_port *p);
+
+/* Whether port p's receiver has hardware flow control (AT+IFC=2,2 on the UART, AT+QCFG="usbifc",2,2
+ * on USB). */
+bool modem_port_flow(const struct modem *m, const struct modem_port *p);
 
 /* Saves the AT&W profile of port p; 0 or -errno. */
 int modem_save_profile(struct modem *m, struct modem_port *p);

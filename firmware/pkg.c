@@ -581,3 +581,13 @@ out:
     free(copy);
     return err;
 }
+
+int pkg_mem_read(void *ctx, uint64_t off, void *buf, size_t len)
+{
+    const struct pkg_mem *m = ctx;
+
+    if (off > m->len || len > m->len - off)
+        return -ENODATA;
+    memcpy(buf, m->p + off, len);
+    return 0;
+}

@@ -87,6 +87,16 @@ struct pkg_seg {
     uint32_t crc32; /* of the target bytes of this segment */
 };
 
+/* A package held in memory, read through the delta_read_fn interface pkg_read_table and
+ * pkg_verify_signature take (a module reads its package from UFS the same way). */
+struct pkg_mem {
+    const uint8_t *p;
+    size_t len;
+};
+
+/* delta_read_fn over a struct pkg_mem: 0, or -ENODATA past its end (reported as truncation). */
+int pkg_mem_read(void *ctx, uint64_t off, void *buf, size_t len);
+
 /* Short English text of an error ("header CRC mismatch"). */
 const char *pkg_err_name(enum pkg_err e);
 

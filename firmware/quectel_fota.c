@@ -24,7 +24,12 @@ static const struct qfota_variant qfota_dfota = {
 };
 
 static const struct qfota_variant qfota_nb = {
-    .name = "nb", .nb = true, .end_at_boot = true, .url_max = QFOTA_URL_MAX, .dl_default = 100, .upd_default = 100,
+    .name = "nb",
+    .nb = true,
+    .end_at_boot = true,
+    .url_max = QFOTA_URL_MAX,
+    .dl_default = 100,
+    .upd_default = 100,
 };
 
 /* 2/4/8 MB builds: AT+QFOTADL starts the MiniFOTA flow of firmware/quectel_minifota.c. */
@@ -143,7 +148,6 @@ static void qfota_finish(struct qfota *q)
         ufs_remove(&q->m->ufs, QFOTA_PKG_FILE);
     nv_del(&q->m->nv, QFOTA_NV_KEY);
     q->src = QFOTA_SRC_NONE;
-    q->receiving = false;
 }
 
 static void qfota_end(struct qfota *q, enum pkg_err e)
@@ -218,7 +222,6 @@ static void qfota_hand_over(struct qfota *q, const char *file)
 {
     int rc;
 
-    q->receiving = false;
     rc = qfota_save(q);
     if (rc == -ECANCELED)
         return;
@@ -350,7 +353,8 @@ static void qfota_timer_stop(struct qfota *q)
     ev_timer_stop(q->m->loop, &q->timer);
 }
 
-static void qfota_timer_start(struct qfota *q, double after, void (*cb)(struct ev_loop *, ev_timer *, int))
+static void qfota_timer_start(struct qfota *q, double after,
+                              void (*cb)(struct ev_loop *, ev_timer *, int))
 {
     ev_timer_stop(q->m->loop, &q->timer);
     ev_timer_init(&q->timer, cb, after, 0);
@@ -430,12 +434,6 @@ static int qfota_file_data(void *ctx, const uint8_t *buf, size_t len, bool done)
     return AT_RES_SILENT;
 }
 
-/* Whether the port's receiver has flow control (AT+IFC=2,2 on the UART, usbifc on USB). */
-static bool qfota_port_flow(const struct modem *m, const struct modem_port *p)
-{
-    return p->index == 0 ? m->ifc_rx == 2 && m->ifc_tx == 2 : m->usb_flow;
-}
-
 /* Opens the package file for a serial receive of length bytes on port p; paces the port. */
 static int qfota_file_open(struct qfota *q, struct modem_port *p, uint64_t length)
 {
@@ -462,8 +460,8 @@ static int qfota_file_open(struct qfota *q, struct modem_port *p, uint64_t lengt
     q->rx_err = 0;
     /* Without flow control the module takes the package at its own pace (seed 002: 15 KB/s). */
     q->saved_limit = p->rx_limit;
-    if (!qfota_port_flow(m, p)) {
-        p->rx_limit = QFOTA_FILE_RX_LIMIT;
+    if (!modem_port_flow(m, p)) {
+        p->rx_limit = MODEM_NOFLOW_RX_LIMIT;
         modem_port_uart_update(m, p);
     }
     return 0;
@@ -629,7 +627,6 @@ int qfota_start(struct qfota *q, struct modem_port *p, const struct qfota_req *r
     q->upd_max = req->upd_max;
     q->dl_sent = q->upd_sent = 0;
     q->own_file = req->src != QFOTA_SRC_UFS;
-    q->receiving = true;
     switch (req->src) {
     case QFOTA_SRC_FTP:
     case QFOTA_SRC_HTTP:
@@ -650,10 +647,8 @@ int qfota_start(struct qfota *q, struct modem_port *p, const struct qfota_req *r
         rc = -EINVAL;
         break;
     }
-    if (rc) {
+    if (rc)
         q->src = QFOTA_SRC_NONE;
-        q->receiving = false;
-    }
     return rc;
 }
 
@@ -670,5 +665,4 @@ void qfota_stop(struct qfota *q)
     q->fh_open = false;
     q->port = NULL;
     q->src = QFOTA_SRC_NONE;
-    q->receiving = false;
 }

@@ -33,7 +33,6 @@ struct modem_port;
 
 #define QFOTA_URL_MAX 255          /* every variant: <url> max length */
 #define QFOTA_PKG_FILE "fota.pkg"  /* where a downloaded or received package lands in UFS */
-#define QFOTA_FILE_RX_LIMIT 15360  /* bytes/s a FILE: receive takes without flow control */
 #define QFOTA_FILE_TIMEOUT 5.0     /* real s without a byte before a FILE: receive fails */
 
 /* Where the package comes from. */
@@ -70,7 +69,6 @@ struct qfota_req {
 struct qfota {
     struct modem *m;
     enum qfota_src src;     /* the job's source; NONE when no job runs */
-    bool receiving;         /* the package is still on its way (download or serial) */
     bool own_file;          /* the package file is the job's own: removed after END */
     bool apply_now;
     unsigned dl_max, upd_max, dl_sent, upd_sent;

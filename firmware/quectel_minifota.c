@@ -135,22 +135,6 @@ int qmini_layout(const struct model_part *mini, const struct model_part *sys,
     return 0;
 }
 
-/* A package reader over a buffer (the head, the writer's table). */
-struct qmini_mem {
-    const uint8_t *p;
-    size_t len;
-};
-
-static int qmini_mem_read(void *ctx, uint64_t off, void *buf, size_t len)
-{
-    const struct qmini_mem *mm = ctx;
-
-    if (off > mm->len || len > mm->len - off)
-        return -ENODATA;
-    memcpy(buf, mm->p + off, len);
-    return 0;
-}
-
 /*
  * Parses a header whose file size is not known yet (the package is still on its way): the
  * size it implies is that of its last region. pkg_parse_header decodes every field before it
@@ -190,7 +174,7 @@ enum pkg_err qmini_check_head(const uint8_t *head, size_t len, const struct fw_i
                               const uint8_t *run_img, uint32_t part_size, struct pkg_hdr *h)
 {
     uint64_t img_len = fw_image_size(run);
-    struct qmini_mem mm = {head, len};
+    struct pkg_mem mm = {head, len};
     struct pkg_seg *segs = NULL;
     uint32_t crc = 0;
     enum pkg_err e = qmini_parse_head(head, len, h);
@@ -215,7 +199,7 @@ enum pkg_err qmini_check_head(const uint8_t *head, size_t len, const struct fw_i
         return PKG_E_TOO_BIG;
     /* The table too, when the head holds it (a small Mini image has a few segments). */
     if (h->table_off + (uint64_t)h->seg_count * PKG_SEG_ENTRY <= len) {
-        e = pkg_read_table(h, qmini_mem_read, &mm, &segs);
+        e = pkg_read_table(h, pkg_mem_read, &mm, &segs);
         free(segs);
     }
     return e;
@@ -388,11 +372,11 @@ static int qmini_w2_head(struct qmini_w2 *w)
  * be written as soon as its patch is in (the order `modtwin pack` writes them). */
 static int qmini_w2_table(struct qmini_w2 *w)
 {
-    struct qmini_mem mm = {w->buf, w->len};
+    struct pkg_mem mm = {w->buf, w->len};
     uint64_t next = 0;
     size_t patch_max = 1;
     uint32_t seg_cap;
-    enum pkg_err e = pkg_read_table(&w->h, qmini_mem_read, &mm, &w->segs);
+    enum pkg_err e = pkg_read_table(&w->h, pkg_mem_read, &mm, &w->segs);
 
     if (e != PKG_OK)
         return qmini_w2_fail(w, e, -EBADMSG);

@@ -269,27 +269,6 @@ out:
     return rc;
 }
 
-/* ---- reading a package from memory ----------------------------------------------------------- */
-
-struct pack_mem {
-    const uint8_t *p;
-    size_t len;
-};
-
-/*
- * delta_read_fn over a buffer: -ENODATA past the end (pkg.c reports that as truncation). The same
- * interface reads a package from a module's file area, which is why pkg.c takes a reader.
- */
-static int pack_mem_read(void *ctx, uint64_t off, void *buf, size_t len)
-{
-    const struct pack_mem *m = ctx;
-
-    if (off > m->len || len > m->len - off)
-        return -ENODATA;
-    memcpy(buf, m->p + off, len);
-    return 0;
-}
-
 /* ---- modtwin pack inspect -------------------------------------------------------------------- */
 
 /* Digests in lower-case hex, as sha256sum and md5sum print them, to compare by eye. */
@@ -392,7 +371,7 @@ static int pack_inspect_main(int argc, char **argv)
     uint8_t *buf = NULL, *key = NULL;
     size_t len = 0, key_len = 0;
     struct pkg_seg *segs = NULL;
-    struct pack_mem m;
+    struct pkg_mem m;
     struct pkg_hdr h;
     enum pkg_err err;
     bool each = false;
@@ -437,8 +416,8 @@ static int pack_inspect_main(int argc, char **argv)
         goto out;
     }
     pack_print_header(path, len, &h);
-    m = (struct pack_mem){buf, len};
-    err = pkg_read_table(&h, pack_mem_read, &m, &segs);
+    m = (struct pkg_mem){buf, len};
+    err = pkg_read_table(&h, pkg_mem_read, &m, &segs);
     if (err != PKG_OK) {
         fprintf(stderr, "modtwin pack inspect: %s: %s\n", path, pkg_err_name(err));
         goto out;
@@ -461,7 +440,7 @@ static int pack_inspect_main(int argc, char **argv)
     } else if (!key) {
         printf("signature       present, not verified (no --key)\n");
     } else {
-        err = pkg_verify_signature(&h, pack_mem_read, &m, key, key_len);
+        err = pkg_verify_signature(&h, pkg_mem_read, &m, key, key_len);
         if (err == PKG_E_IO) {
             fprintf(stderr, "modtwin pack inspect: --key %s: not an ECDSA P-256 public key\n",
                     key_path);

@@ -31,21 +31,6 @@ static const char fz_pub[] = "-----BEGIN PUBLIC KEY-----\n"
                              "a/6NiQnCSoIDRxD/I7nB63MQAj3LfHLHEiCZprobvIfiQmXqqQE4NsMGYg==\n"
                              "-----END PUBLIC KEY-----\n";
 
-struct fz_mem {
-    const uint8_t *p;
-    size_t len;
-};
-
-static int fz_read(void *ctx, uint64_t off, void *buf, size_t len)
-{
-    const struct fz_mem *m = ctx;
-
-    if (off > m->len || len > m->len - off)
-        return -ENODATA;
-    memcpy(buf, m->p + off, len);
-    return 0;
-}
-
 static void fz_put32(uint8_t *p, uint32_t v)
 {
     for (int i = 0; i < 4; i++)
@@ -59,7 +44,7 @@ static uint32_t fz_get32(const uint8_t *p)
 
 static void fz_one(const uint8_t *data, size_t size)
 {
-    struct fz_mem m = {data, size};
+    struct pkg_mem m = {data, size};
     struct pkg_seg *segs = NULL;
     struct pkg_hdr h;
     enum pkg_err e;
@@ -77,7 +62,7 @@ static void fz_one(const uint8_t *data, size_t size)
     FZ_CHECK(h.table_off >= PKG_HDR && h.payload_off + h.payload_size <= size);
     FZ_CHECK(memchr(h.project, 0, sizeof(h.project)) && memchr(h.target_rev, 0, 64));
 
-    e = pkg_read_table(&h, fz_read, &m, &segs);
+    e = pkg_read_table(&h, pkg_mem_read, &m, &segs);
     FZ_CHECK(e == PKG_OK || e == PKG_E_TABLE || e == PKG_E_CODEC || e == PKG_E_TRUNCATED);
     FZ_CHECK((e == PKG_OK) == (segs != NULL));
     for (uint32_t i = 0; segs && i < h.seg_count; i++) {
@@ -87,7 +72,7 @@ static void fz_one(const uint8_t *data, size_t size)
     }
     free(segs);
 
-    e = pkg_verify_signature(&h, fz_read, &m, (const uint8_t *)fz_pub, sizeof(fz_pub));
+    e = pkg_verify_signature(&h, pkg_mem_read, &m, (const uint8_t *)fz_pub, sizeof(fz_pub));
     FZ_CHECK(e == PKG_OK || e == PKG_E_SIGNATURE || e == PKG_E_UNSIGNED);
     FZ_CHECK((e == PKG_E_UNSIGNED) == !(h.flags & PKG_F_SIGNED));
 }

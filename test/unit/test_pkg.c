@@ -140,22 +140,6 @@ static struct blob dup_blob(const struct blob *b)
     return d;
 }
 
-/* In-memory reader: -ENODATA past the end, like a download that stopped there. */
-struct mem {
-    const uint8_t *p;
-    size_t len;
-};
-
-static int mem_read(void *ctx, uint64_t off, void *buf, size_t len)
-{
-    const struct mem *m = ctx;
-
-    if (off > m->len || len > m->len - off)
-        return -ENODATA;
-    memcpy(buf, m->p + off, len);
-    return 0;
-}
-
 /* A reader whose medium fails (a flash or file error): PKG_E_IO, not a package error. */
 static int fail_read(void *ctx, uint64_t off, void *buf, size_t len)
 {
@@ -222,7 +206,7 @@ static struct blob build(enum pkg_kind kind, const struct blob *old, const struc
 static void decode_all(const struct blob *pkg, const struct blob *old, const struct blob *new_img,
                        bool in_place)
 {
-    struct mem m = {pkg->p, pkg->len};
+    struct pkg_mem m = {pkg->p, pkg->len};
     struct pkg_hdr h;
     struct pkg_seg *segs;
     struct delta_dec d;
@@ -231,7 +215,7 @@ static void decode_all(const struct blob *pkg, const struct blob *old, const str
     size_t cap = new_img->len > old_len ? new_img->len : old_len;
 
     assert_int_equal(pkg_parse_header(pkg->p, pkg->len, pkg->len, &h), PKG_OK);
-    assert_int_equal(pkg_read_table(&h, mem_read, &m, &segs), PKG_OK);
+    assert_int_equal(pkg_read_table(&h, pkg_mem_read, &m, &segs), PKG_OK);
     assert_int_equal(h.target_size, new_img->len);
     assert_int_equal(delta_dec_init(&d, h.seg_size), 0);
     flash = calloc(1, cap);
@@ -248,7 +232,7 @@ static void decode_all(const struct blob *pkg, const struct blob *old, const str
         struct delta_src src = {in_place ? flash + lo : (old ? old->p : NULL), old_len - lo};
 
         assert_true(segs[i].len <= h.seg_size);
-        assert_int_equal(mem_read(&m, h.payload_off + segs[i].off, patch, segs[i].len), 0);
+        assert_int_equal(pkg_mem_read(&m, h.payload_off + segs[i].off, patch, segs[i].len), 0);
         assert_int_equal(delta_dec_segment(&d, segs[i].codec, &src, patch, segs[i].len, seg, len),
                          0);
         assert_int_equal(crc32(0, seg, (uInt)len), segs[i].crc32);
@@ -399,13 +383,13 @@ static void test_delta_decodes(void **state)
 static void test_full_decodes(void **state)
 {
     struct fix *f = *state;
-    struct mem m = {f->full.p, f->full.len};
+    struct pkg_mem m = {f->full.p, f->full.len};
     struct pkg_seg *segs;
     struct pkg_hdr h;
 
     check_common(f, &f->full, PKG_FULL, NULL, &f->new_img, &h);
     assert_string_equal(h.target_rev, REV_NEW);
-    assert_int_equal(pkg_read_table(&h, mem_read, &m, &segs), PKG_OK);
+    assert_int_equal(pkg_read_table(&h, pkg_mem_read, &m, &segs), PKG_OK);
     for (uint32_t i = 0; i < h.seg_count; i++)
         assert_true(segs[i].codec == DELTA_RAW || segs[i].codec == DELTA_ZSTD);
     free(segs);
@@ -684,7 +668,7 @@ static void test_truncation_every_length(void **state)
 
         assert_int_equal(pkg_parse_header(b->p, b->len, b->len, &full_h), PKG_OK);
         for (size_t len = 0; len <= b->len; len++) {
-            struct mem m = {b->p, len};
+            struct pkg_mem m = {b->p, len};
             struct pkg_seg *segs = NULL;
             enum pkg_err e = pkg_parse_header(b->p, len, len, &h);
             enum pkg_err t;
@@ -693,13 +677,13 @@ static void test_truncation_every_length(void **state)
             /* an engine that trusts the header's sizes, reading a short download */
             if (len % 97 && len != b->len && len > PKG_HDR + 200)
                 continue; /* the table is only 120 bytes: sample the rest */
-            t = pkg_read_table(&full_h, mem_read, &m, &segs);
+            t = pkg_read_table(&full_h, pkg_mem_read, &m, &segs);
             assert_int_equal(t, len >= full_h.table_off + full_h.seg_count * PKG_SEG_ENTRY
                                     ? PKG_OK
                                     : PKG_E_TRUNCATED);
             free(segs);
             if (k == 1) {
-                t = pkg_verify_signature(&full_h, mem_read, &m, (const uint8_t *)key_a_pub,
+                t = pkg_verify_signature(&full_h, pkg_mem_read, &m, (const uint8_t *)key_a_pub,
                                          sizeof(key_a_pub));
                 assert_int_equal(t, len == b->len ? PKG_OK : PKG_E_TRUNCATED);
             }
@@ -728,18 +712,18 @@ static void test_table_every_byte_flipped(void **state)
 {
     struct fix *f = *state;
     struct blob b = dup_blob(&f->delta);
-    struct mem m = {b.p, b.len};
+    struct pkg_mem m = {b.p, b.len};
     struct pkg_seg *segs;
     struct pkg_hdr h;
 
     assert_int_equal(pkg_parse_header(b.p, b.len, b.len, &h), PKG_OK);
     for (uint64_t off = h.table_off; off < h.table_off + h.seg_count * PKG_SEG_ENTRY; off++) {
         b.p[off] ^= 0x10;
-        assert_int_equal(pkg_read_table(&h, mem_read, &m, &segs), PKG_E_TABLE);
+        assert_int_equal(pkg_read_table(&h, pkg_mem_read, &m, &segs), PKG_E_TABLE);
         assert_null(segs);
         b.p[off] ^= 0x10;
     }
-    assert_int_equal(pkg_read_table(&h, mem_read, &m, &segs), PKG_OK);
+    assert_int_equal(pkg_read_table(&h, pkg_mem_read, &m, &segs), PKG_OK);
     free(segs);
     free(b.p);
 }
@@ -771,7 +755,7 @@ static const struct table_case table_cases[] = {
 static enum pkg_err table_case_run(const struct blob *base, const struct table_case *c)
 {
     struct blob b = dup_blob(base);
-    struct mem m = {b.p, b.len};
+    struct pkg_mem m = {b.p, b.len};
     struct pkg_seg *segs = NULL;
     struct pkg_hdr h;
     enum pkg_err e;
@@ -782,7 +766,7 @@ static enum pkg_err table_case_run(const struct blob *base, const struct table_c
     put_le(p, c->width, (c->op == ADD ? get_field(p, c->width) : 0) + (uint64_t)c->v);
     fix_table_crc(b.p);
     assert_int_equal(pkg_parse_header(b.p, b.len, b.len, &h), PKG_OK);
-    e = pkg_read_table(&h, mem_read, &m, &segs);
+    e = pkg_read_table(&h, pkg_mem_read, &m, &segs);
     assert_true(e == PKG_OK ? segs != NULL : segs == NULL);
     free(segs);
     free(b.p);
@@ -793,7 +777,7 @@ static void test_table_cases(void **state)
 {
     struct fix *f = *state;
     struct table_case c;
-    struct mem m = {f->delta.p, f->delta.len};
+    struct pkg_mem m = {f->delta.p, f->delta.len};
     struct pkg_seg *segs;
     struct pkg_hdr h;
 
@@ -814,7 +798,7 @@ static void test_table_cases(void **state)
     /* RAW must be exactly its segment: a short RAW patch is refused */
     c = (struct table_case){0, 12, 1, SET, DELTA_RAW, PKG_E_TABLE};
     assert_int_equal(pkg_parse_header(f->delta.p, f->delta.len, f->delta.len, &h), PKG_OK);
-    assert_int_equal(pkg_read_table(&h, mem_read, &m, &segs), PKG_OK);
+    assert_int_equal(pkg_read_table(&h, pkg_mem_read, &m, &segs), PKG_OK);
     if (segs[0].codec != DELTA_RAW)
         assert_int_equal(table_case_run(&f->delta, &c), PKG_E_TABLE);
     free(segs);
@@ -828,13 +812,13 @@ static void test_table_cases(void **state)
 /* Parse, then verify: what a module does with a downloaded package and its configured key. */
 static enum pkg_err verify(const struct blob *b, const char *key, size_t key_len)
 {
-    struct mem m = {b->p, b->len};
+    struct pkg_mem m = {b->p, b->len};
     struct pkg_hdr h;
     enum pkg_err e = pkg_parse_header(b->p, b->len, b->len, &h);
 
     if (e != PKG_OK)
         return e;
-    return pkg_verify_signature(&h, mem_read, &m, (const uint8_t *)key, key_len);
+    return pkg_verify_signature(&h, pkg_mem_read, &m, (const uint8_t *)key, key_len);
 }
 
 static void test_signature(void **state)
@@ -910,7 +894,7 @@ static void test_sign_api(void **state)
 static void test_minifota_pair(void **state)
 {
     struct fix *f = *state;
-    struct mem m = {f->mini2.p, f->mini2.len};
+    struct pkg_mem m = {f->mini2.p, f->mini2.len};
     struct pkg_seg *segs;
     struct pkg_hdr h;
 
@@ -928,7 +912,7 @@ static void test_minifota_pair(void **state)
     /* the big system's running revision is recorded, but nothing references it */
     assert_string_equal(h.source_rev, REV_OLD);
     assert_int_equal(h.source_crc32, crc32(0, f->old.p, (uInt)f->old.len));
-    assert_int_equal(pkg_read_table(&h, mem_read, &m, &segs), PKG_OK);
+    assert_int_equal(pkg_read_table(&h, pkg_mem_read, &m, &segs), PKG_OK);
     for (uint32_t i = 0; i < h.seg_count; i++)
         assert_true(segs[i].codec == DELTA_RAW || segs[i].codec == DELTA_ZSTD);
     free(segs);

@@ -144,21 +144,6 @@ static void tm_load(struct flash *f, const uint8_t *img)
     flash_power_on(f);
 }
 
-struct tm_rd {
-    const uint8_t *p;
-    size_t len;
-};
-
-static int tm_read(void *ctx, uint64_t off, void *buf, size_t len)
-{
-    const struct tm_rd *r = ctx;
-
-    if (off > r->len || len > r->len - off)
-        return -ENODATA;
-    memcpy(buf, r->p + off, len);
-    return 0;
-}
-
 /* ---- URL and URCs ---------------------------------------------------------------------------- */
 
 static void test_url_suffix(void **state)
@@ -334,12 +319,12 @@ static void test_check_pkg(void **state)
 {
     struct tm *t = *state;
     uint8_t *bad = malloc(t->mini1.len + 1);
-    struct tm_rd r = {t->mini1.p, t->mini1.len};
+    struct pkg_mem r = {t->mini1.p, t->mini1.len};
     struct pkg_hdr h;
 
     assert_non_null(bad);
     assert_int_equal(
-        qmini_check_pkg(tm_read, &r, t->mini1.len, &t->mini_info, t->mini_old.p, TM_MINI_SIZE),
+        qmini_check_pkg(pkg_mem_read, &r, t->mini1.len, &t->mini_info, t->mini_old.p, TM_MINI_SIZE),
         PKG_OK);
     /* bytes of the last patch (a run: a few bits of a zstd stream do not change its output):
      * the head still passes, the segment does not */
@@ -351,20 +336,23 @@ static void test_check_pkg(void **state)
         qmini_check_head(bad, QMINI_CHECK_BYTES, &t->mini_info, t->mini_old.p, TM_MINI_SIZE, &h),
         PKG_OK);
     assert_int_equal(
-        qmini_check_pkg(tm_read, &r, t->mini1.len, &t->mini_info, t->mini_old.p, TM_MINI_SIZE),
+        qmini_check_pkg(pkg_mem_read, &r, t->mini1.len, &t->mini_info, t->mini_old.p, TM_MINI_SIZE),
         PKG_E_SEGMENT);
     memcpy(bad, t->mini1.p, t->mini1.len);
     /* short and long */
     assert_int_equal(
-        qmini_check_pkg(tm_read, &r, t->mini1.len - 1, &t->mini_info, t->mini_old.p, TM_MINI_SIZE),
+        qmini_check_pkg(pkg_mem_read, &r, t->mini1.len - 1, &t->mini_info, t->mini_old.p,
+                        TM_MINI_SIZE),
         PKG_E_TRUNCATED);
     bad[t->mini1.len] = 0;
     r.len = t->mini1.len + 1;
     assert_int_equal(
-        qmini_check_pkg(tm_read, &r, t->mini1.len + 1, &t->mini_info, t->mini_old.p, TM_MINI_SIZE),
+        qmini_check_pkg(pkg_mem_read, &r, t->mini1.len + 1, &t->mini_info, t->mini_old.p,
+                        TM_MINI_SIZE),
         PKG_E_LAYOUT);
-    assert_int_equal(qmini_check_pkg(tm_read, &r, 100, &t->mini_info, t->mini_old.p, TM_MINI_SIZE),
-                     PKG_E_TRUNCATED);
+    assert_int_equal(
+        qmini_check_pkg(pkg_mem_read, &r, 100, &t->mini_info, t->mini_old.p, TM_MINI_SIZE),
+        PKG_E_TRUNCATED);
     free(bad);
 }
 
@@ -396,7 +384,7 @@ static int tm_apply_run(struct tm *t, struct flash *f, unsigned *urcs, size_t *n
     struct fota_apply ap;
     struct pkg_hdr h;
     struct pkg_seg *segs = NULL;
-    struct tm_rd r = {t->mini1.p, t->mini1.len};
+    struct pkg_mem r = {t->mini1.p, t->mini1.len};
     struct fota_pkg pkg;
     struct nv nv;
     unsigned sent;
@@ -404,8 +392,8 @@ static int tm_apply_run(struct tm *t, struct flash *f, unsigned *urcs, size_t *n
 
     assert_int_equal(qmini_layout(&tm_mini, &tm_sys, &lay), 0);
     assert_int_equal(pkg_parse_header(t->mini1.p, t->mini1.len, t->mini1.len, &h), PKG_OK);
-    assert_int_equal(pkg_read_table(&h, tm_read, &r, &segs), PKG_OK);
-    pkg = (struct fota_pkg){&h, segs, tm_read, &r};
+    assert_int_equal(pkg_read_table(&h, pkg_mem_read, &r, &segs), PKG_OK);
+    pkg = (struct fota_pkg){&h, segs, pkg_mem_read, &r};
     rc = nv_mount(&nv, f, TM_NV_OFF, TM_NV_SIZE);
     if (rc) {
         free(segs);
@@ -563,7 +551,7 @@ static void test_w2_refusals(void **state)
     /* a valid package whose first two patches are stored the other way round: a reader with
      * random access could apply it, a writer that writes while it downloads cannot */
     {
-        struct tm_rd r = {t->mini2.p, t->mini2.len};
+        struct pkg_mem r = {t->mini2.p, t->mini2.len};
         struct pkg_hdr h;
         struct pkg_seg *segs = NULL;
         uint8_t *po;
@@ -571,7 +559,7 @@ static void test_w2_refusals(void **state)
         memcpy(b.p, t->mini2.p, t->mini2.len);
         b.len = t->mini2.len;
         assert_int_equal(pkg_parse_header(b.p, b.len, b.len, &h), PKG_OK);
-        assert_int_equal(pkg_read_table(&h, tm_read, &r, &segs), PKG_OK);
+        assert_int_equal(pkg_read_table(&h, pkg_mem_read, &r, &segs), PKG_OK);
         po = b.p + h.payload_off;
         memcpy(po, t->mini2.p + h.payload_off + segs[1].off, segs[1].len);
         memcpy(po + segs[1].len, t->mini2.p + h.payload_off, segs[0].len);
@@ -585,7 +573,7 @@ static void test_w2_refusals(void **state)
         free(segs);
         r.p = b.p;
         assert_int_equal(pkg_parse_header(b.p, b.len, b.len, &h), PKG_OK);
-        assert_int_equal(pkg_read_table(&h, tm_read, &r, &segs), PKG_OK);
+        assert_int_equal(pkg_read_table(&h, pkg_mem_read, &r, &segs), PKG_OK);
         free(segs);
         REFUSED(&b, TM_PROJECT, PKG_E_LAYOUT);
     }
